@@ -5,6 +5,7 @@ FRAUDCORE_ANNOTATE=1  write Cython's HTML annotation next to each .pyx
 """
 
 import os
+import runpy
 from pathlib import Path
 
 from Cython.Build import cythonize
@@ -22,6 +23,9 @@ directives = {
     "embedsignature": True,
 }
 cflags = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-strict-aliasing"]
+
+# The VM's opcode constants are generated from the one Python opcode table.
+runpy.run_path("src/fraudcore/cel/opcodes.py", run_name="__main__")
 
 extensions = [
     Extension(

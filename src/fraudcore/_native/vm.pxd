@@ -1,0 +1,88 @@
+# cython: language_level=3
+from cpython.object cimport PyObject
+from libc.stdint cimport int32_t, int64_t, uint64_t
+
+# Value tags. A Val is 16 bytes: tag, a small auxiliary field, and the payload.
+cdef enum:
+    T_NULL = 0
+    T_BOOL = 1
+    T_INT = 2
+    T_UINT = 3
+    T_DOUBLE = 4
+    T_STR = 5      # v.o: borrowed str; aux: interned id (ID_UNKNOWN until looked up)
+    T_MAP = 6      # v.o: borrowed dict (the event)
+    T_ERR = 7      # an error value; its message comes from the reference path
+    T_SET = 8      # constants only: v.o a frozenset (strings) or aux/ints (int set)
+    T_REGEX = 9    # constants only: v.o the bound ``search`` method of a compiled pattern
+    T_BAIL = 10    # a slot whose value the VM cannot hold: programs reading it run on the reference path
+
+cdef enum:
+    ID_UNKNOWN = -2   # string not looked up in the intern table yet
+    ID_NONE = -1      # string equal to no string constant
+
+# Status of one run.
+cdef enum:
+    RUN_OK = 0
+    RUN_BAIL = 1      # a value outside the VM's domain: rerun on the reference path
+
+cdef union Payload:
+    int64_t i
+    uint64_t u
+    double d
+    PyObject* o
+
+cdef struct Val:
+    int32_t tag
+    int32_t aux
+    Payload v
+
+cdef struct Code:
+    int32_t* ops
+    Py_ssize_t n_ops
+    Val* consts          # borrowed pointers are kept alive by the owning object
+    Py_ssize_t n_consts
+    int64_t** int_sets   # sorted int64 members of each int T_SET constant (by aux)
+    Py_ssize_t* int_set_sizes
+    Py_ssize_t n_int_sets
+    Val* stack           # scratch operand stack, as deep as the code is long
+
+cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1
+
+cdef class NativeProgram:
+    cdef Code code
+    cdef list keep              # owns every object the constants point at
+    cdef dict intern            # string constant -> interned id
+    cdef tuple slot_names       # the layout's variable names
+    cdef int32_t* reads         # slot indices this program reads
+    cdef Py_ssize_t n_reads
+    cdef Py_ssize_t n_slots
+    cdef Val* slots
+    cdef object uint_type
+
+# How a rule set loads a slot from the event.
+cdef enum:
+    K_SET = 0       # not from the event: the caller fills it (counters)
+    K_INT = 1
+    K_UINT = 2
+    K_DOUBLE = 3
+    K_BOOL = 4
+    K_STRING = 5
+    K_EVENT = 6     # the whole event, as the map ``event``
+    K_OTHER = 7     # a type the VM does not hold: readers run on the reference path
+
+cdef class NativeRuleSet:
+    cdef Code* codes
+    cdef Py_ssize_t n_rules
+    cdef list keep
+    cdef dict intern
+    cdef tuple slot_names
+    cdef int32_t* slot_kinds
+    cdef int32_t* load_order       # slots loaded from the event
+    cdef Py_ssize_t n_load
+    cdef Py_ssize_t n_slots
+    cdef Val* slots
+    cdef int32_t** reads           # per rule: slots it reads, -1 terminated
+    cdef int32_t* ranks            # per rule: severity rank of its action
+    cdef int64_t* scores
+    cdef int64_t* thresholds       # per action rank: score at which it applies (-1: never)
+    cdef Py_ssize_t n_actions

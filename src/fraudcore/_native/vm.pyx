@@ -1,0 +1,905 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The native CEL VM: runs fraudcore bytecode on 16-byte tagged values.
+
+It implements the opcodes marked ``native`` in fraudcore/cel/opcodes.py over
+null, bool, int, uint, double, string and the event map, without creating
+Python objects on the common path: numbers are C numbers, strings stay the
+caller's ``str`` objects (borrowed) and compare by interned id against
+constants, constant lists are hash sets. Errors are a tag, not a message: the
+caller reruns an erroring program on the reference interpreter, which is the
+authority on error messages. Anything outside this domain (a value of another
+type reached through ``dyn``) makes ``run`` return RUN_BAIL, and the caller
+uses the reference interpreter for that evaluation: the VM never guesses.
+"""
+
+from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ
+from cpython.dict cimport PyDict_GetItem, PyDict_Contains
+from cpython.set cimport PySet_Contains
+from cpython.ref cimport Py_INCREF
+from cpython.unicode cimport PyUnicode_Compare, PyUnicode_Tailmatch, PyUnicode_Find
+from libc.stdint cimport int32_t, int64_t, uint64_t, INT64_MAX, INT64_MIN
+from libc.stdlib cimport malloc, calloc, free
+from libc.math cimport isnan, trunc
+
+include "opcodes.pxi"
+
+cdef extern from "Python.h":
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    bint PyLong_CheckExact(object)
+    bint PyFloat_CheckExact(object)
+    bint PyUnicode_CheckExact(object)
+    bint PyDict_CheckExact(object)
+    long long PyLong_AsLongLongAndOverflow(object, int*) except? -1
+    double PyFloat_AS_DOUBLE(object)
+    object PyObject_CallOneArg(object, object)
+
+cdef extern from *:
+    """
+    static inline int fc_add_overflow(long long a, long long b, long long *r) { return __builtin_add_overflow(a, b, r); }
+    static inline int fc_sub_overflow(long long a, long long b, long long *r) { return __builtin_sub_overflow(a, b, r); }
+    static inline int fc_mul_overflow(long long a, long long b, long long *r) { return __builtin_mul_overflow(a, b, r); }
+    static inline int fc_uadd_overflow(unsigned long long a, unsigned long long b, unsigned long long *r) { return __builtin_add_overflow(a, b, r); }
+    static inline int fc_usub_overflow(unsigned long long a, unsigned long long b, unsigned long long *r) { return __builtin_sub_overflow(a, b, r); }
+    static inline int fc_umul_overflow(unsigned long long a, unsigned long long b, unsigned long long *r) { return __builtin_mul_overflow(a, b, r); }
+    """
+    bint fc_add_overflow(long long, long long, long long*) nogil
+    bint fc_sub_overflow(long long, long long, long long*) nogil
+    bint fc_mul_overflow(long long, long long, long long*) nogil
+    bint fc_uadd_overflow(unsigned long long, unsigned long long, unsigned long long*) nogil
+    bint fc_usub_overflow(unsigned long long, unsigned long long, unsigned long long*) nogil
+    bint fc_umul_overflow(unsigned long long, unsigned long long, unsigned long long*) nogil
+
+# Results of an ordered comparison.
+cdef enum:
+    ORD_LT = -1
+    ORD_EQ = 0
+    ORD_GT = 1
+    ORD_UNORDERED = 2   # a NaN was involved
+    ORD_NONE = 3        # no ordering exists between these types (an error for < and co.)
+
+
+cdef inline void set_bool(Val* v, bint b) noexcept nogil:
+    v.tag = T_BOOL
+    v.v.i = b
+
+
+cdef inline void set_err(Val* v) noexcept nogil:
+    v.tag = T_ERR
+
+
+cdef inline bint is_number(int32_t tag) noexcept nogil:
+    return tag == T_INT or tag == T_UINT or tag == T_DOUBLE
+
+
+cdef inline int cmp_int_double(int64_t i, double d) noexcept nogil:
+    """Exact order of an int64 and a double (no rounding of large ints)."""
+    cdef double t
+    cdef int64_t ti
+    if isnan(d):
+        return ORD_UNORDERED
+    if d >= 9223372036854775808.0:
+        return ORD_LT
+    if d < -9223372036854775808.0:
+        return ORD_GT
+    t = trunc(d)
+    ti = <int64_t>t
+    if i < ti:
+        return ORD_LT
+    if i > ti:
+        return ORD_GT
+    if d > t:
+        return ORD_LT
+    if d < t:
+        return ORD_GT
+    return ORD_EQ
+
+
+cdef inline int cmp_uint_double(uint64_t u, double d) noexcept nogil:
+    cdef double t
+    cdef uint64_t tu
+    if isnan(d):
+        return ORD_UNORDERED
+    if d >= 18446744073709551616.0:
+        return ORD_LT
+    if d < 0.0:
+        return ORD_GT
+    t = trunc(d)
+    tu = <uint64_t>t
+    if u < tu:
+        return ORD_LT
+    if u > tu:
+        return ORD_GT
+    if d > t:
+        return ORD_LT
+    return ORD_EQ
+
+
+cdef inline int cmp_int_uint(int64_t i, uint64_t u) noexcept nogil:
+    if i < 0 or <uint64_t>i < u:
+        return ORD_LT
+    if <uint64_t>i > u:
+        return ORD_GT
+    return ORD_EQ
+
+
+cdef int str_order(Val* a, Val* b) except? -9:
+    cdef int c
+    if a.v.o == b.v.o:
+        return ORD_EQ
+    c = PyUnicode_Compare(<object>a.v.o, <object>b.v.o)
+    return ORD_LT if c < 0 else (ORD_GT if c > 0 else ORD_EQ)
+
+
+cdef inline int32_t intern_id(Val* s, dict intern):
+    """The interned id of a string value, looked up once and cached in the value."""
+    cdef PyObject* hit
+    if s.aux == ID_UNKNOWN:
+        hit = PyDict_GetItem(intern, <object>s.v.o)
+        s.aux = ID_NONE if hit == NULL else <int32_t>(<object>hit)
+    return s.aux
+
+
+cdef int order(Val* a, Val* b) except? -9:
+    """Order two non-error values; ORD_NONE when CEL defines no order."""
+    cdef int32_t ta = a.tag, tb = b.tag
+    if ta == T_INT:
+        if tb == T_INT:
+            return ORD_LT if a.v.i < b.v.i else (ORD_GT if a.v.i > b.v.i else ORD_EQ)
+        if tb == T_DOUBLE:
+            return cmp_int_double(a.v.i, b.v.d)
+        if tb == T_UINT:
+            return cmp_int_uint(a.v.i, b.v.u)
+        return ORD_NONE
+    if ta == T_DOUBLE:
+        if tb == T_DOUBLE:
+            if isnan(a.v.d) or isnan(b.v.d):
+                return ORD_UNORDERED
+            return ORD_LT if a.v.d < b.v.d else (ORD_GT if a.v.d > b.v.d else ORD_EQ)
+        if tb == T_INT:
+            return flip(cmp_int_double(b.v.i, a.v.d))
+        if tb == T_UINT:
+            return flip(cmp_uint_double(b.v.u, a.v.d))
+        return ORD_NONE
+    if ta == T_UINT:
+        if tb == T_UINT:
+            return ORD_LT if a.v.u < b.v.u else (ORD_GT if a.v.u > b.v.u else ORD_EQ)
+        if tb == T_INT:
+            return flip(cmp_int_uint(b.v.i, a.v.u))
+        if tb == T_DOUBLE:
+            return cmp_uint_double(a.v.u, b.v.d)
+        return ORD_NONE
+    if ta == T_STR and tb == T_STR:
+        return str_order(a, b)
+    if ta == T_BOOL and tb == T_BOOL:
+        return ORD_LT if a.v.i < b.v.i else (ORD_GT if a.v.i > b.v.i else ORD_EQ)
+    return ORD_NONE
+
+
+cdef inline int flip(int o) noexcept nogil:
+    return -o if o == ORD_LT or o == ORD_GT else o
+
+
+cdef int compare(Val* a, Val* b, int cmp, Val* out, dict intern) except -1:
+    """out = a <cmp> b with CEL semantics; returns RUN_BAIL for values the
+    VM does not hold (maps)."""
+    cdef int o
+    cdef int32_t ia, ib
+    if a.tag == T_ERR or b.tag == T_ERR:
+        set_err(out)
+        return RUN_OK
+    if a.tag == T_MAP or b.tag == T_MAP:
+        return RUN_BAIL
+    if cmp == CMP_EQ or cmp == CMP_NE:
+        if a.tag == T_STR and b.tag == T_STR:
+            ia = intern_id(a, intern)
+            ib = intern_id(b, intern)
+            if ia >= 0 and ib >= 0:
+                o = ORD_EQ if ia == ib else ORD_LT
+            elif ia >= 0 or ib >= 0:
+                o = ORD_LT        # one is a constant, the other equals no constant
+            else:
+                o = str_order(a, b)
+        elif a.tag == T_NULL or b.tag == T_NULL:
+            o = ORD_EQ if a.tag == b.tag else ORD_NONE
+        else:
+            o = order(a, b)
+        set_bool(out, (o == ORD_EQ) == (cmp == CMP_EQ))
+        return RUN_OK
+    o = order(a, b)
+    if o == ORD_NONE:
+        set_err(out)                # no such overload
+    elif cmp == CMP_LT:
+        set_bool(out, o == ORD_LT)
+    elif cmp == CMP_LE:
+        set_bool(out, o == ORD_LT or o == ORD_EQ)
+    elif cmp == CMP_GT:
+        set_bool(out, o == ORD_GT)
+    else:
+        set_bool(out, o == ORD_GT or o == ORD_EQ)
+    return RUN_OK
+
+
+cdef int arith(Val* a, Val* b, int op, Val* out) noexcept nogil:
+    """out = a <op> b for numbers of one type; mixed types are CEL errors."""
+    cdef long long ri
+    cdef unsigned long long ru
+    cdef bint over = False
+    if a.tag == T_ERR or b.tag == T_ERR:
+        set_err(out)
+        return RUN_OK
+    if not (is_number(a.tag) and is_number(b.tag)):
+        return RUN_BAIL if (a.tag == T_STR or a.tag == T_MAP or b.tag == T_MAP) else _err(out)
+    if a.tag != b.tag:
+        set_err(out)
+        return RUN_OK
+    if a.tag == T_INT:
+        if op == OP_ADD:
+            over = fc_add_overflow(a.v.i, b.v.i, &ri)
+        elif op == OP_SUB:
+            over = fc_sub_overflow(a.v.i, b.v.i, &ri)
+        elif op == OP_MUL:
+            over = fc_mul_overflow(a.v.i, b.v.i, &ri)
+        else:
+            if b.v.i == 0 or (a.v.i == INT64_MIN and b.v.i == -1):
+                over = True
+            elif op == OP_DIV:
+                ri = a.v.i / b.v.i          # C truncates toward zero, as CEL does
+            else:
+                ri = a.v.i % b.v.i
+        if over:
+            set_err(out)
+        else:
+            out.tag = T_INT
+            out.v.i = ri
+    elif a.tag == T_UINT:
+        if op == OP_ADD:
+            over = fc_uadd_overflow(a.v.u, b.v.u, &ru)
+        elif op == OP_SUB:
+            over = fc_usub_overflow(a.v.u, b.v.u, &ru)
+        elif op == OP_MUL:
+            over = fc_umul_overflow(a.v.u, b.v.u, &ru)
+        elif b.v.u == 0:
+            over = True
+        elif op == OP_DIV:
+            ru = a.v.u / b.v.u
+        else:
+            ru = a.v.u % b.v.u
+        if over:
+            set_err(out)
+        else:
+            out.tag = T_UINT
+            out.v.u = ru
+    else:
+        out.tag = T_DOUBLE
+        if op == OP_ADD:
+            out.v.d = a.v.d + b.v.d
+        elif op == OP_SUB:
+            out.v.d = a.v.d - b.v.d
+        elif op == OP_MUL:
+            out.v.d = a.v.d * b.v.d
+        elif op == OP_DIV:
+            out.v.d = a.v.d / b.v.d       # IEEE: x/0 is ±inf or NaN, as in CEL
+        else:
+            set_err(out)                  # CEL has no double modulus
+    return RUN_OK
+
+
+cdef inline int _err(Val* out) noexcept nogil:
+    set_err(out)
+    return RUN_OK
+
+
+cdef int in_set(Val* needle, Val* s, Code* code, Val* out) except -1:
+    """``needle in constant_list`` with CEL's heterogeneous equality."""
+    cdef int64_t x
+    cdef int64_t* members
+    cdef Py_ssize_t lo, hi, mid, n
+    cdef double t
+    if needle.tag == T_ERR:
+        set_err(out)
+        return RUN_OK
+    if needle.tag == T_MAP:
+        return RUN_BAIL
+    if s.aux < 0:                      # a string set: a frozenset of str
+        if needle.tag != T_STR:
+            set_bool(out, False)
+        else:
+            set_bool(out, PySet_Contains(<object>s.v.o, <object>needle.v.o) == 1)
+        return RUN_OK
+    # An int set: binary search over the sorted members.
+    if needle.tag == T_INT:
+        x = needle.v.i
+    elif needle.tag == T_UINT and needle.v.u <= <uint64_t>INT64_MAX:
+        x = <int64_t>needle.v.u
+    elif needle.tag == T_DOUBLE and not isnan(needle.v.d) and trunc(needle.v.d) == needle.v.d \
+            and -9223372036854775808.0 <= needle.v.d < 9223372036854775808.0:
+        x = <int64_t>needle.v.d
+    else:
+        set_bool(out, False)
+        return RUN_OK
+    members = code.int_sets[s.aux]
+    n = code.int_set_sizes[s.aux]
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if members[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    set_bool(out, lo < n and members[lo] == x)
+    return RUN_OK
+
+
+cdef int select(Val* m, object key, bint test_only, Val* out) except -1:
+    """``m.key`` / ``has(m.key)`` on the event map."""
+    cdef PyObject* item
+    if m.tag == T_ERR:
+        set_err(out)
+        return RUN_OK
+    if m.tag != T_MAP:
+        if m.tag == T_STR or m.tag == T_NULL or m.tag == T_BOOL or is_number(m.tag):
+            set_err(out)            # no field selection on scalars
+            return RUN_OK
+        return RUN_BAIL
+    if test_only:
+        set_bool(out, PyDict_Contains(<object>m.v.o, key) == 1)
+        return RUN_OK
+    item = PyDict_GetItem(<object>m.v.o, key)
+    if item == NULL:
+        set_err(out)                # no such key
+        return RUN_OK
+    load_value(<object>item, out)
+    return RUN_BAIL if out.tag == T_BAIL else RUN_OK
+
+
+cdef void load_value(object value, Val* out):
+    """A Python value as a Val by its runtime type (T_BAIL when the VM cannot
+    hold it). ``value`` must outlive the evaluation: strings are borrowed."""
+    cdef int overflow = 0
+    if value is True or value is False:
+        out.tag = T_BOOL
+        out.v.i = value is True
+    elif PyLong_CheckExact(value):
+        out.v.i = PyLong_AsLongLongAndOverflow(value, &overflow)
+        out.tag = T_BAIL if overflow else T_INT
+    elif PyFloat_CheckExact(value):
+        out.tag = T_DOUBLE
+        out.v.d = PyFloat_AS_DOUBLE(value)
+    elif PyUnicode_CheckExact(value):
+        out.tag = T_STR
+        out.aux = ID_UNKNOWN
+        out.v.o = <PyObject*>value
+    elif value is None:
+        out.tag = T_NULL
+    elif PyDict_CheckExact(value):
+        out.tag = T_MAP
+        out.v.o = <PyObject*>value
+    else:
+        out.tag = T_BAIL
+
+
+cdef int string_op(Val* a, Val* b, int op, Val* out) except -1:
+    cdef Py_ssize_t r
+    if a.tag == T_ERR or b.tag == T_ERR:
+        set_err(out)
+        return RUN_OK
+    if a.tag != T_STR or b.tag != T_STR:
+        if a.tag == T_MAP or b.tag == T_MAP:
+            return RUN_BAIL
+        set_err(out)                # no such overload
+        return RUN_OK
+    if op == OP_CONTAINS:
+        r = PyUnicode_Find(<object>a.v.o, <object>b.v.o, 0, PyUnicode_GET_LENGTH(<object>a.v.o), 1)
+        set_bool(out, r >= 0)
+    else:
+        r = PyUnicode_Tailmatch(<object>a.v.o, <object>b.v.o, 0, PyUnicode_GET_LENGTH(<object>a.v.o),
+                                -1 if op == OP_STARTS_WITH else 1)
+        set_bool(out, r == 1)
+    return RUN_OK
+
+
+cdef int to_int(Val* a) noexcept nogil:
+    """int(x) in place for numbers; RUN_BAIL for what the reference converts."""
+    if a.tag == T_INT or a.tag == T_ERR:
+        return RUN_OK
+    if a.tag == T_UINT:
+        if a.v.u > <uint64_t>INT64_MAX:
+            set_err(a)
+        else:
+            a.tag = T_INT
+            a.v.i = <int64_t>a.v.u
+        return RUN_OK
+    if a.tag == T_DOUBLE:
+        # Truncation; NaN, infinities and values beyond int64 are errors.
+        if isnan(a.v.d) or not (-9223372036854775808.0 < a.v.d < 9223372036854775808.0):
+            return RUN_BAIL             # the reference decides the exact range edge
+        a.tag = T_INT
+        a.v.i = <int64_t>a.v.d
+        return RUN_OK
+    return RUN_BAIL
+
+
+cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
+    """Run ``code`` over ``slots``; the result goes to ``out``."""
+    cdef int32_t* ops = code.ops
+    cdef Val* consts = code.consts
+    cdef Val* stack = code.stack
+    cdef Val* top = stack - 1       # points at the top value; stack is empty when top < stack
+    cdef Py_ssize_t pc = 0
+    cdef int32_t op
+    cdef int status
+    cdef Val tmp
+    while True:
+        op = ops[pc]
+        if op == OP_LOAD_CMP_CONST:
+            # The commonest rule shape: ``field <cmp> constant``.
+            top += 1
+            status = compare(&slots[ops[pc + 1]], &consts[ops[pc + 3]], ops[pc + 2], top, intern)
+            if status != RUN_OK:
+                return status
+            pc += 4
+        elif op == OP_AND_SHORT:
+            if top.tag == T_BOOL and top.v.i == 0:
+                pc = ops[pc + 1]
+            else:
+                pc += 2
+        elif op == OP_OR_SHORT:
+            if top.tag == T_BOOL and top.v.i != 0:
+                pc = ops[pc + 1]
+            else:
+                pc += 2
+        elif op == OP_AND or op == OP_OR:
+            logic(top - 1, top, op == OP_AND)
+            top -= 1
+            pc += 1
+        elif op == OP_CONST:
+            top += 1
+            top[0] = consts[ops[pc + 1]]
+            pc += 2
+        elif op == OP_LOAD:
+            top += 1
+            top[0] = slots[ops[pc + 1]]
+            pc += 2
+        elif op == OP_CMP_CONST:
+            tmp = top[0]
+            status = compare(&tmp, &consts[ops[pc + 2]], ops[pc + 1], top, intern)
+            if status != RUN_OK:
+                return status
+            pc += 3
+        elif op == OP_EQ or op == OP_NE or op == OP_LT or op == OP_LE or op == OP_GT or op == OP_GE:
+            tmp = top[0]
+            top -= 1
+            status = compare(top, &tmp, op - OP_EQ, top, intern)
+            if status != RUN_OK:
+                return status
+            pc += 1
+        elif op == OP_IN_SET:
+            tmp = top[0]
+            status = in_set(&tmp, &consts[ops[pc + 1]], code, top)
+            if status != RUN_OK:
+                return status
+            pc += 2
+        elif op == OP_JUMP:
+            pc = ops[pc + 1]
+        elif op == OP_COND:
+            tmp = top[0]
+            if tmp.tag == T_BOOL:
+                top -= 1
+                pc = pc + 3 if tmp.v.i else ops[pc + 1]
+            else:
+                if tmp.tag == T_MAP:
+                    return RUN_BAIL
+                set_err(top)            # a non-bool condition is an error, kept as the result
+                pc = ops[pc + 2]
+        elif op == OP_NOT:
+            if top.tag == T_BOOL:
+                top.v.i = not top.v.i
+            elif top.tag == T_MAP:
+                return RUN_BAIL
+            else:
+                set_err(top)
+            pc += 1
+        elif op == OP_NEG:
+            if top.tag == T_INT:
+                if top.v.i == INT64_MIN:
+                    set_err(top)
+                else:
+                    top.v.i = -top.v.i
+            elif top.tag == T_DOUBLE:
+                top.v.d = -top.v.d
+            elif top.tag == T_MAP or top.tag == T_STR:
+                return RUN_BAIL
+            elif top.tag != T_ERR:
+                set_err(top)
+            pc += 1
+        elif op == OP_ADD or op == OP_SUB or op == OP_MUL or op == OP_DIV or op == OP_MOD:
+            tmp = top[0]
+            top -= 1
+            status = arith(top, &tmp, op, top)
+            if status != RUN_OK:
+                return status
+            pc += 1
+        elif op == OP_SIZE:
+            if top.tag == T_STR:
+                top.tag = T_INT
+                top.v.i = PyUnicode_GET_LENGTH(<object>top.v.o)
+            elif top.tag != T_ERR:
+                return RUN_BAIL
+            pc += 1
+        elif op == OP_STARTS_WITH or op == OP_ENDS_WITH or op == OP_CONTAINS:
+            tmp = top[0]
+            top -= 1
+            status = string_op(top, &tmp, op, top)
+            if status != RUN_OK:
+                return status
+            pc += 1
+        elif op == OP_MATCHES_CONST:
+            if top.tag == T_STR:
+                set_bool(top, PyObject_CallOneArg(<object>consts[ops[pc + 1]].v.o, <object>top.v.o) is not None)
+            elif top.tag == T_MAP:
+                return RUN_BAIL
+            else:
+                set_err(top)
+            pc += 2
+        elif op == OP_TO_INT:
+            status = to_int(top)
+            if status != RUN_OK:
+                return status
+            pc += 1
+        elif op == OP_TO_DOUBLE:
+            if top.tag == T_INT:
+                top.tag = T_DOUBLE
+                top.v.d = <double>top.v.i
+            elif top.tag == T_UINT:
+                top.tag = T_DOUBLE
+                top.v.d = <double>top.v.u
+            elif top.tag != T_DOUBLE and top.tag != T_ERR:
+                return RUN_BAIL
+            pc += 1
+        elif op == OP_SELECT or op == OP_HAS:
+            tmp = top[0]
+            status = select(&tmp, <object>consts[ops[pc + 1]].v.o, op == OP_HAS, top)
+            if status != RUN_OK:
+                return status
+            pc += 2
+        elif op == OP_RETURN:
+            out[0] = top[0]
+            return RUN_OK
+        else:
+            raise SystemError(f"fraudcore VM: opcode {op} is not native (compiler bug)")
+
+
+cdef inline void logic(Val* a, Val* b, bint is_and) noexcept nogil:
+    """a = a && b (or a || b) with CEL's absorption of errors."""
+    cdef int64_t absorbing = 0 if is_and else 1
+    if (a.tag == T_BOOL and a.v.i == absorbing) or (b.tag == T_BOOL and b.v.i == absorbing):
+        set_bool(a, absorbing)
+    elif a.tag != T_BOOL or b.tag != T_BOOL:
+        set_err(a)
+    else:
+        set_bool(a, not absorbing)
+
+
+cdef class NativeProgram:
+    """One compiled expression, ready for the VM."""
+
+    def __cinit__(self):
+        self.code.ops = NULL
+        self.code.consts = NULL
+        self.code.stack = NULL
+        self.code.int_sets = NULL
+        self.code.int_set_sizes = NULL
+        self.code.n_int_sets = 0
+        self.reads = NULL
+        self.slots = NULL
+
+    def __init__(self, bytecode):
+        from fraudcore.cel.values import UInt
+        self.uint_type = UInt
+        self.keep = []
+        self.intern = {}
+        init_code(&self.code, bytecode, self.keep, self.intern)
+        self.slot_names = tuple(bytecode.layout.names)
+        self.n_slots = len(self.slot_names)
+        self.slots = <Val*>calloc(max(self.n_slots, 1), sizeof(Val))
+        reads = sorted(bytecode.layout.index[n] for n in bytecode.reads)
+        self.n_reads = len(reads)
+        self.reads = <int32_t*>malloc(max(self.n_reads, 1) * sizeof(int32_t))
+        if self.slots == NULL or self.reads == NULL:
+            raise MemoryError()
+        for i, s in enumerate(reads):
+            self.reads[i] = s
+
+    def __dealloc__(self):
+        free_code(&self.code)
+        free(self.slots)
+        free(self.reads)
+
+    def evaluate(self, activation):
+        """Return (True, value), or (False, None) when the result is an error
+        or a value outside the VM's domain: the caller then asks the
+        reference interpreter, which also gives the error's message."""
+        cdef Py_ssize_t i
+        cdef int32_t s
+        cdef Val out
+        cdef PyObject* item
+        # An exact dict is read in place; the values it holds stay alive for
+        # the run because the caller holds the dict (strings are borrowed).
+        cdef dict act = activation if type(activation) is dict else dict(activation)
+        for i in range(self.n_reads):
+            s = self.reads[i]
+            item = PyDict_GetItem(act, self.slot_names[s])
+            if item == NULL:
+                set_err(&self.slots[s])     # no such attribute
+                continue
+            load_value(<object>item, &self.slots[s])
+            if self.slots[s].tag == T_BAIL:
+                return False, None
+        if run(&self.code, self.slots, self.intern, &out) != RUN_OK:
+            return False, None
+        return to_python(&out, self.uint_type)
+
+
+cdef tuple to_python(Val* v, object uint_type):
+    if v.tag == T_BOOL:
+        return True, v.v.i != 0
+    if v.tag == T_INT:
+        return True, v.v.i
+    if v.tag == T_DOUBLE:
+        return True, v.v.d
+    if v.tag == T_UINT:
+        return True, uint_type(v.v.u)
+    if v.tag == T_STR:
+        return True, <object>v.v.o
+    if v.tag == T_NULL:
+        return True, None
+    return False, None      # errors and maps: the reference path answers
+
+
+cdef int init_code(Code* code, bytecode, list keep, dict intern) except -1:
+    """Copy bytecode into C arrays; constants become Vals whose objects are
+    owned by ``keep`` and whose strings get ids in ``intern``."""
+    from fraudcore.cel.compile import ConstSet
+    from fraudcore.cel.values import UInt
+    cdef Py_ssize_t i, j, n = len(bytecode.code)
+    cdef list int_sets = []
+    code.n_ops = n
+    code.ops = <int32_t*>malloc(max(n, 1) * sizeof(int32_t))
+    code.stack = <Val*>calloc(max(n, 1), sizeof(Val))
+    code.n_consts = len(bytecode.constants)
+    code.consts = <Val*>calloc(max(code.n_consts, 1), sizeof(Val))
+    if code.ops == NULL or code.stack == NULL or code.consts == NULL:
+        raise MemoryError()
+    for i in range(n):
+        code.ops[i] = bytecode.code[i]
+    for i, value in enumerate(bytecode.constants):
+        keep.append(value)
+        c = &code.consts[i]
+        if isinstance(value, ConstSet):
+            c.tag = T_SET
+            if value.kind == "string":
+                c.aux = -1
+                c.v.o = <PyObject*>value.members
+            else:
+                c.aux = len(int_sets)
+                int_sets.append(sorted(value.members))
+        elif type(value) is str:
+            c.tag = T_STR
+            c.v.o = <PyObject*>value
+            c.aux = intern.setdefault(value, len(intern))
+        elif type(value) is UInt:
+            c.tag = T_UINT
+            c.v.u = int(value)
+        elif hasattr(value, "search"):
+            bound = value.search
+            keep.append(bound)
+            c.tag = T_REGEX
+            c.v.o = <PyObject*>bound
+        else:
+            load_value(value, c)
+            if c.tag == T_BAIL:
+                raise SystemError(f"fraudcore VM: constant {value!r} is not native (compiler bug)")
+    code.n_int_sets = len(int_sets)
+    code.int_sets = <int64_t**>calloc(max(code.n_int_sets, 1), sizeof(int64_t*))
+    code.int_set_sizes = <Py_ssize_t*>calloc(max(code.n_int_sets, 1), sizeof(Py_ssize_t))
+    if code.int_sets == NULL or code.int_set_sizes == NULL:
+        raise MemoryError()
+    for i, members in enumerate(int_sets):
+        code.int_set_sizes[i] = len(members)
+        code.int_sets[i] = <int64_t*>malloc(max(len(members), 1) * sizeof(int64_t))
+        if code.int_sets[i] == NULL:
+            raise MemoryError()
+        for j, m in enumerate(members):
+            code.int_sets[i][j] = m
+    return 0
+
+
+cdef void free_code(Code* code) noexcept:
+    cdef Py_ssize_t i
+    if code.int_sets != NULL:
+        for i in range(code.n_int_sets):
+            free(code.int_sets[i])
+    free(code.int_sets)
+    free(code.int_set_sizes)
+    free(code.ops)
+    free(code.consts)
+    free(code.stack)
+
+
+cdef inline void load_field(object value, int32_t kind, Val* out):
+    """Load an event field checked against its declared type; a missing or
+    mistyped field is an error value (the reference path words the message)."""
+    cdef int overflow = 0
+    if kind == K_DOUBLE:
+        if PyFloat_CheckExact(value):
+            out.tag = T_DOUBLE
+            out.v.d = PyFloat_AS_DOUBLE(value)
+        elif PyLong_CheckExact(value):      # JSON often drops the ".0"
+            out.tag = T_DOUBLE
+            out.v.d = float(value)
+        else:
+            out.tag = T_ERR
+    elif kind == K_STRING:
+        if PyUnicode_CheckExact(value):
+            out.tag = T_STR
+            out.aux = ID_UNKNOWN
+            out.v.o = <PyObject*>value
+        else:
+            out.tag = T_ERR
+    elif kind == K_INT:
+        if PyLong_CheckExact(value):
+            out.v.i = PyLong_AsLongLongAndOverflow(value, &overflow)
+            out.tag = T_ERR if overflow else T_INT
+        else:
+            out.tag = T_ERR
+    elif kind == K_BOOL:
+        if value is True or value is False:
+            out.tag = T_BOOL
+            out.v.i = value is True
+        else:
+            out.tag = T_ERR
+    elif kind == K_UINT:
+        if PyLong_CheckExact(value) and value >= 0 and value <= 18446744073709551615:
+            out.tag = T_UINT
+            out.v.u = value
+        else:
+            out.tag = T_ERR
+    else:
+        out.tag = T_BAIL
+
+
+cdef class NativeRuleSet:
+    """Every rule of a policy, run over one shared slot array per event."""
+
+    def __cinit__(self):
+        self.codes = NULL
+        self.n_rules = 0
+        self.slot_kinds = NULL
+        self.load_order = NULL
+        self.slots = NULL
+        self.reads = NULL
+        self.ranks = NULL
+        self.scores = NULL
+        self.thresholds = NULL
+
+    def __init__(self, bytecodes, slot_names, slot_kinds, ranks, scores, thresholds):
+        """``thresholds[r]`` is the score from which action rank r applies, or -1."""
+        cdef Py_ssize_t i, j
+        self.keep = []
+        self.intern = {}
+        self.n_rules = len(bytecodes)
+        self.codes = <Code*>calloc(max(self.n_rules, 1), sizeof(Code))
+        self.reads = <int32_t**>calloc(max(self.n_rules, 1), sizeof(int32_t*))
+        self.ranks = <int32_t*>malloc(max(self.n_rules, 1) * sizeof(int32_t))
+        self.scores = <int64_t*>malloc(max(self.n_rules, 1) * sizeof(int64_t))
+        self.slot_names = tuple(slot_names)
+        self.n_slots = len(self.slot_names)
+        self.slots = <Val*>calloc(max(self.n_slots, 1), sizeof(Val))
+        self.slot_kinds = <int32_t*>malloc(max(self.n_slots, 1) * sizeof(int32_t))
+        self.load_order = <int32_t*>malloc(max(self.n_slots, 1) * sizeof(int32_t))
+        self.n_actions = len(thresholds)
+        self.thresholds = <int64_t*>malloc(max(self.n_actions, 1) * sizeof(int64_t))
+        if (self.codes == NULL or self.reads == NULL or self.ranks == NULL or self.scores == NULL
+                or self.slots == NULL or self.slot_kinds == NULL or self.load_order == NULL
+                or self.thresholds == NULL):
+            raise MemoryError()
+        self.n_load = 0
+        for i in range(self.n_slots):
+            self.slot_kinds[i] = slot_kinds[i]
+            if slot_kinds[i] != K_SET:
+                self.load_order[self.n_load] = i
+                self.n_load += 1
+        for i in range(self.n_actions):
+            self.thresholds[i] = thresholds[i]
+        for i, bc in enumerate(bytecodes):
+            init_code(&self.codes[i], bc, self.keep, self.intern)
+            self.ranks[i] = ranks[i]
+            self.scores[i] = scores[i]
+            reads = [bc.layout.index[n] for n in bc.reads]
+            self.reads[i] = <int32_t*>malloc((len(reads) + 1) * sizeof(int32_t))
+            if self.reads[i] == NULL:
+                raise MemoryError()
+            for j, s in enumerate(reads):
+                self.reads[i][j] = s
+            self.reads[i][len(reads)] = -1
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.codes != NULL:
+            for i in range(self.n_rules):
+                free_code(&self.codes[i])
+                if self.reads != NULL:
+                    free(self.reads[i])
+        free(self.codes)
+        free(self.reads)
+        free(self.ranks)
+        free(self.scores)
+        free(self.slots)
+        free(self.slot_kinds)
+        free(self.load_order)
+        free(self.thresholds)
+
+    def set_slot(self, Py_ssize_t slot, value):
+        """Fill a K_SET slot (a counter's value) before ``run``. ``value``
+        must stay alive until ``run`` returns."""
+        if not 0 <= slot < self.n_slots or self.slot_kinds[slot] != K_SET:
+            raise IndexError(f"slot {slot} is not a caller-filled slot")
+        load_value(value, &self.slots[slot])
+
+    def run(self, dict event):
+        """Decide ``event``: returns (action rank, score, matched mask, failed
+        mask). A failed rule errored or left the VM's domain; the caller asks
+        the reference interpreter about those (and only those)."""
+        cdef Py_ssize_t i, r
+        cdef int32_t s
+        cdef int32_t* rd
+        cdef PyObject* item
+        cdef Val out
+        cdef int status
+        cdef int64_t score = 0
+        cdef int32_t rank = 0
+        cdef object matched = 0, failed = 0
+        cdef uint64_t m = 0, f = 0
+        for i in range(self.n_load):
+            s = self.load_order[i]
+            if self.slot_kinds[s] == K_EVENT:
+                self.slots[s].tag = T_MAP
+                self.slots[s].v.o = <PyObject*>event
+                continue
+            item = PyDict_GetItem(event, self.slot_names[s])
+            if item == NULL:
+                self.slots[s].tag = T_ERR
+            else:
+                load_field(<object>item, self.slot_kinds[s], &self.slots[s])
+        for r in range(self.n_rules):
+            status = RUN_OK
+            rd = self.reads[r]
+            while rd[0] >= 0:
+                if self.slots[rd[0]].tag == T_BAIL:
+                    status = RUN_BAIL
+                    break
+                rd += 1
+            if status == RUN_OK:
+                status = run(&self.codes[r], self.slots, self.intern, &out)
+            if status == RUN_OK and out.tag == T_BOOL:
+                if out.v.i:
+                    score += self.scores[r]
+                    if self.ranks[r] > rank:
+                        rank = self.ranks[r]
+                    if r < 64:
+                        m |= (<uint64_t>1) << r
+                    else:
+                        matched |= 1 << r
+            elif r < 64:
+                f |= (<uint64_t>1) << r
+            else:
+                failed |= 1 << r
+        for i in range(self.n_actions - 1, rank, -1):
+            if self.thresholds[i] >= 0 and score >= self.thresholds[i]:
+                rank = <int32_t>i
+                break
+        if m:
+            matched |= m
+        if f:
+            failed |= f
+        return rank, score, matched, failed

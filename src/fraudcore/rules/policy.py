@@ -1,0 +1,233 @@
+"""Stage 3 for a whole rules file: every ``when:`` compiled against one slot
+layout, and the decision semantics of SPEC §1.
+
+All rules are evaluated; a rule matches when its condition is true; the
+action is the most severe among the matched rules' actions and the score
+thresholds; the score is the sum of the matched rules' scores. A rule whose
+condition fails to evaluate does not match and is reported under ``errors``;
+it never stops the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .. import _native
+from ..cel.compile import Bytecode, Layout
+from ..cel.convert import to_cel
+from ..cel.program import build
+from ..cel import refvm
+from ..cel.types import BOOL, DOUBLE, INT, CelType, list_of, map_of, DYN, STRING
+from ..cel.values import INT64_MAX, INT64_MIN, UINT64_MAX, Err, UInt, type_name
+from ..decision import Decision, RuleMeta
+from ..errors import Diagnostic, RuleError
+from .load import RulesFile
+
+__all__ = ["CompiledRule", "Policy", "compile_policy", "COUNTER_TYPES"]
+
+# The CEL type a counter's value has in expressions (SPEC §1).
+COUNTER_TYPES = {"count": INT, "distinct": INT, "sum": DOUBLE, "min": DOUBLE, "max": DOUBLE, "avg": DOUBLE}
+
+# How the native rule set loads each kind of declared field (vm.pxd K_*).
+_K_SET, _K_INT, _K_UINT, _K_DOUBLE, _K_BOOL, _K_STRING, _K_EVENT, _K_OTHER = range(8)
+_KIND_OF_TYPE = {"int": _K_INT, "uint": _K_UINT, "double": _K_DOUBLE, "bool": _K_BOOL, "string": _K_STRING}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    id: str
+    action: str
+    rank: int
+    score: int
+    reason: str
+    bytecode: Bytecode
+
+    @property
+    def native(self) -> bool:
+        return self.bytecode.native and _native.vm is not None
+
+    @property
+    def native_blockers(self) -> list[str]:
+        return self.bytecode.native_blockers or ([] if _native.vm is not None else ["native extension unavailable"])
+
+
+def compile_policy(rf: RulesFile) -> "Policy":
+    """Compile every rule of ``rf``; raise RuleError with all problems."""
+    layout = Layout(types={}, constants={})
+    for name, t in rf.fields.items():
+        layout.types[name] = t
+    if rf.time_field and rf.time_field not in layout.types:
+        layout.types[rf.time_field] = INT
+    for cid, c in rf.counters.items():
+        layout.types[cid] = COUNTER_TYPES[c.agg]
+    for name, lst in rf.lists.items():
+        layout.types[name] = list_of(lst.elem_type)
+        layout.constants[name] = lst.values
+    layout.types["event"] = map_of(STRING, DYN)
+    # Fields first, in declaration order, so slot numbers are stable.
+    for name in layout.types:
+        if name not in layout.constants:
+            layout.slot(name)
+
+    problems: list[Diagnostic] = []
+    rules: list[CompiledRule] = []
+    actions = list(rf.decision.actions)
+    for rule in rf.rules:
+        where = f"rule {rule.id}"
+        try:
+            bc = build(rule.when.text, layout)
+        except RuleError as e:
+            problems.extend(rule.when.relocate(d, where) for d in e.diagnostics)
+            continue
+        if bc.result_type not in (BOOL, DYN):
+            problems.append(
+                rule.when.relocate(
+                    Diagnostic(f"condition must be a bool, but it is {bc.result_type}", offset=0), where
+                )
+            )
+            continue
+        rules.append(CompiledRule(rule.id, rule.action, actions.index(rule.action), rule.score, rule.reason, bc))
+    if problems:
+        raise RuleError(sorted(problems, key=lambda d: (d.line, d.column)))
+    return Policy(rf, layout, rules)
+
+
+class Policy:
+    """A compiled rules file: decides events on the native VM, falling back
+    to the reference interpreter rule by rule where it must."""
+
+    def __init__(self, rf: RulesFile, layout: Layout, rules: list[CompiledRule]):
+        self.rules_file = rf
+        self.version = rf.version
+        self.layout = layout
+        self.rules = rules
+        self.actions = tuple(rf.decision.actions)
+        self.thresholds = [rf.decision.score_thresholds.get(a, -1) for a in self.actions]
+        self.meta = RuleMeta(rf.version, [r.id for r in rules], [r.reason for r in rules])
+        self.field_types: dict[str, CelType] = {n: layout.types[n] for n in layout.names if n in rf.fields or n == rf.time_field}
+        self._native = None
+        vm = _native.vm
+        if vm is not None:
+            kinds = [self._slot_kind(n) for n in layout.names]
+            self._native = vm.NativeRuleSet(
+                [r.bytecode for r in rules],
+                layout.names,
+                kinds,
+                [r.rank for r in rules],
+                [r.score for r in rules],
+                self.thresholds,
+            )
+
+    def _slot_kind(self, name: str) -> int:
+        if name == "event":
+            return _K_EVENT
+        if name in self.field_types:
+            return _KIND_OF_TYPE.get(self.field_types[name].kind, _K_OTHER)
+        return _K_SET
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """Every variable any rule reads."""
+        out: set[str] = set()
+        for r in self.rules:
+            out |= r.bytecode.reads
+        return frozenset(out)
+
+    # -- deciding
+    def decide(self, event: Mapping[str, Any]) -> Decision:
+        if self._native is None:
+            return self.decide_reference(event)
+        if type(event) is not dict:
+            event = dict(event)
+        rank, score, matched, failed = self._native.run(event)
+        if not failed:
+            return Decision(self.actions[rank], score, matched, self.meta)
+        # Some rules errored or left the VM's domain: the reference path
+        # decides those, and words the errors.
+        slots = self.reference_slots(event)
+        errors = []
+        for i, rule in enumerate(self.rules):
+            if failed >> i & 1:
+                ok, message = self._reference_rule(rule, slots)
+                if ok:
+                    matched |= 1 << i
+                elif message is not None:
+                    errors.append((rule.id, message))
+        return self._decision(matched, errors)
+
+    def decide_reference(self, event: Mapping[str, Any]) -> Decision:
+        """The same decision, computed by the reference interpreter alone."""
+        slots = self.reference_slots(event)
+        matched = 0
+        errors = []
+        for i, rule in enumerate(self.rules):
+            ok, message = self._reference_rule(rule, slots)
+            if ok:
+                matched |= 1 << i
+            elif message is not None:
+                errors.append((rule.id, message))
+        return self._decision(matched, errors)
+
+    def _decision(self, matched: int, errors: list[tuple[str, str]]) -> Decision:
+        rank, score = 0, 0
+        for i, rule in enumerate(self.rules):
+            if matched >> i & 1:
+                score += rule.score
+                rank = max(rank, rule.rank)
+        for r in range(len(self.actions) - 1, rank, -1):
+            if self.thresholds[r] >= 0 and score >= self.thresholds[r]:
+                rank = r
+                break
+        return Decision(self.actions[rank], score, matched, self.meta, errors)
+
+    @staticmethod
+    def _reference_rule(rule: CompiledRule, slots: list[object]) -> tuple[bool, str | None]:
+        """(matched, error message or None) for one rule on the reference path."""
+        value = refvm.run(rule.bytecode, slots)
+        if isinstance(value, Err):
+            return False, value.message
+        if type(value) is not bool:
+            return False, f"condition evaluated to {type_name(value)}, expected bool"
+        return value, None
+
+    def reference_slots(self, event: Mapping[str, Any]) -> list[object]:
+        """The slot values of the reference path: each declared field checked
+        against its type, exactly as the native loader checks it."""
+        slots: list[object] = []
+        for name in self.layout.names:
+            if name == "event":
+                slots.append(to_cel(dict(event)))
+            elif name in self.field_types:
+                slots.append(load_field(name, self.field_types[name], event))
+            else:
+                slots.append(Err(f"'{name}' has no value: counters are not available in this context"))
+        return slots
+
+
+def load_field(name: str, t: CelType, event: Mapping[str, Any]) -> object:
+    """One declared field of ``event`` as a CEL value, or an error naming the
+    field, the expected type and what the event held."""
+    if name not in event:
+        return Err(f"event has no field '{name}'")
+    v = event[name]
+    k = t.kind
+    ok = True
+    if k == "double":
+        if type(v) is int:
+            v = float(v)
+        ok = type(v) is float
+    elif k == "int":
+        ok = type(v) is int and INT64_MIN <= v <= INT64_MAX
+    elif k == "uint":
+        ok = type(v) is int and 0 <= v <= UINT64_MAX
+        v = UInt(v) if ok else v
+    elif k == "string":
+        ok = type(v) is str
+    elif k == "bool":
+        ok = type(v) is bool
+    else:
+        return to_cel(v)
+    if not ok:
+        return Err(f"field '{name}': expected {t}, got {type(v).__name__}")
+    return v
