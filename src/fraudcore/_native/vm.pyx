@@ -71,47 +71,33 @@ cdef inline bint is_number(int32_t tag) noexcept nogil:
     return tag == T_INT or tag == T_UINT or tag == T_DOUBLE
 
 
+cdef inline int cmp_double(double a, double b) noexcept nogil:
+    if isnan(a) or isnan(b):
+        return ORD_UNORDERED
+    return ORD_LT if a < b else (ORD_GT if a > b else ORD_EQ)
+
+
 cdef inline int cmp_int_double(int64_t i, double d) noexcept nogil:
-    """Exact order of an int64 and a double (no rounding of large ints)."""
-    cdef double t
-    cdef int64_t ti
+    """An int meets a double as a double unless the double lies beyond int64's
+    range: cel-go's rule (types/compare.go), which the conformance cases pin
+    down (dyn(9223372036854775807) == 9223372036854775808.0)."""
     if isnan(d):
         return ORD_UNORDERED
-    if d >= 9223372036854775808.0:
-        return ORD_LT
     if d < -9223372036854775808.0:
         return ORD_GT
-    t = trunc(d)
-    ti = <int64_t>t
-    if i < ti:
+    if d > 9223372036854775808.0:
         return ORD_LT
-    if i > ti:
-        return ORD_GT
-    if d > t:
-        return ORD_LT
-    if d < t:
-        return ORD_GT
-    return ORD_EQ
+    return cmp_double(<double>i, d)
 
 
 cdef inline int cmp_uint_double(uint64_t u, double d) noexcept nogil:
-    cdef double t
-    cdef uint64_t tu
     if isnan(d):
         return ORD_UNORDERED
-    if d >= 18446744073709551616.0:
-        return ORD_LT
     if d < 0.0:
         return ORD_GT
-    t = trunc(d)
-    tu = <uint64_t>t
-    if u < tu:
+    if d > 18446744073709551616.0:
         return ORD_LT
-    if u > tu:
-        return ORD_GT
-    if d > t:
-        return ORD_LT
-    return ORD_EQ
+    return cmp_double(<double>u, d)
 
 
 cdef inline int cmp_int_uint(int64_t i, uint64_t u) noexcept nogil:
@@ -152,9 +138,7 @@ cdef int order(Val* a, Val* b) except? -9:
         return ORD_NONE
     if ta == T_DOUBLE:
         if tb == T_DOUBLE:
-            if isnan(a.v.d) or isnan(b.v.d):
-                return ORD_UNORDERED
-            return ORD_LT if a.v.d < b.v.d else (ORD_GT if a.v.d > b.v.d else ORD_EQ)
+            return cmp_double(a.v.d, b.v.d)
         if tb == T_INT:
             return flip(cmp_int_double(b.v.i, a.v.d))
         if tb == T_UINT:
@@ -311,8 +295,9 @@ cdef int in_set(Val* needle, Val* s, Code* code, Val* out) except -1:
         x = needle.v.i
     elif needle.tag == T_UINT and needle.v.u <= <uint64_t>INT64_MAX:
         x = <int64_t>needle.v.u
-    elif needle.tag == T_DOUBLE and not isnan(needle.v.d) and trunc(needle.v.d) == needle.v.d \
-            and -9223372036854775808.0 <= needle.v.d < 9223372036854775808.0:
+    elif needle.tag == T_DOUBLE and not isnan(needle.v.d) and trunc(needle.v.d) == needle.v.d:
+        if not (-9007199254740992.0 < needle.v.d < 9007199254740992.0):
+            return RUN_BAIL     # beyond 2**53 several ints equal one double
         x = <int64_t>needle.v.d
     else:
         set_bool(out, False)
@@ -812,7 +797,10 @@ cdef class NativeRuleSet:
         for i in range(self.n_actions):
             self.thresholds[i] = thresholds[i]
         for i, bc in enumerate(bytecodes):
-            init_code(&self.codes[i], bc, self.keep, self.intern)
+            # A rule the VM cannot run keeps ops == NULL and is always
+            # reported as failed, so the caller runs it on the reference path.
+            if bc.native:
+                init_code(&self.codes[i], bc, self.keep, self.intern)
             self.ranks[i] = ranks[i]
             self.scores[i] = scores[i]
             reads = [bc.layout.index[n] for n in bc.reads]
@@ -872,9 +860,9 @@ cdef class NativeRuleSet:
             else:
                 load_field(<object>item, self.slot_kinds[s], &self.slots[s])
         for r in range(self.n_rules):
-            status = RUN_OK
+            status = RUN_OK if self.codes[r].ops != NULL else RUN_BAIL
             rd = self.reads[r]
-            while rd[0] >= 0:
+            while status == RUN_OK and rd[0] >= 0:
                 if self.slots[rd[0]].tag == T_BAIL:
                     status = RUN_BAIL
                     break

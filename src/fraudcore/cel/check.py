@@ -127,6 +127,8 @@ def _assignable(param: CelType, arg: CelType, subst: dict[str, CelType]) -> bool
         return _assignable(bound, arg, subst) or _assignable(arg, bound, {})
     if arg.is_dyn or param.is_dyn:
         return True
+    if param.kind == "type" and arg.kind == "type":
+        return True  # type values compare whatever type they denote
     if param.kind != arg.kind or len(param.params) != len(arg.params):
         return False
     return all(_assignable(p, a, subst) for p, a in zip(param.params, arg.params))

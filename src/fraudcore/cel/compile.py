@@ -246,18 +246,20 @@ class _Compiler:
                 return True
             tname = checked.type_names.get(id(node))
             if tname is not None:
-                self.emit_const(Type(str(TYPE_IDENTIFIERS[tname])), "type")
+                self.emit_const(Type(tname), "type")
                 return True
             return False
         name = qualified_name(node)
         if name is None or name.split(".")[0] in scope:
             return False
         name = name.lstrip(".")
-        if name in self.layout.types or (isinstance(node, ast.Ident) and name not in TYPE_IDENTIFIERS):
+        # ``dyn`` denotes no runtime type: unchecked, it is an unknown variable.
+        runtime_type = name in TYPE_IDENTIFIERS and name != "dyn"
+        if name in self.layout.types or (isinstance(node, ast.Ident) and not runtime_type):
             self.emit_variable(name)
             return True
-        if name in TYPE_IDENTIFIERS:
-            self.emit_const(Type(str(TYPE_IDENTIFIERS[name])), "type")
+        if runtime_type:
+            self.emit_const(Type(name), "type")
             return True
         return False
 
@@ -303,7 +305,7 @@ class _Compiler:
             try:
                 regex = compile_regex(args[1].value)
             except ValueError as e:
-                self.errors.append(self.source.diagnostic(args[1].pos, f"invalid regular expression: {e}"))
+                self.errors.append(self.source.diagnostic(args[1].pos, str(e)))
                 regex = None
             self.emit_expr(args[0], scope)
             self.require(Op.MATCHES_CONST, [args[0]], _STRINGY)

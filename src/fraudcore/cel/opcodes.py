@@ -114,5 +114,8 @@ def render_pxi() -> str:
 
 
 if __name__ == "__main__":
-    PXI_PATH.write_text(render_pxi())
-    print(f"wrote {PXI_PATH}")
+    # Rewrite only on change, so an unchanged table does not recompile the VM.
+    text = render_pxi()
+    if not PXI_PATH.exists() or PXI_PATH.read_text() != text:
+        PXI_PATH.write_text(text)
+        print(f"wrote {PXI_PATH}")

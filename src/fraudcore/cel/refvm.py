@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .compile import OP_FUNCTIONS, Bytecode, ConstSet
-from .functions import Overload, cel_equals, resolve
+from .functions import Overload, cel_equals, matches_type, resolve
 from .opcodes import CMP_OPS, Op, SPECS
 from .values import CelFault, CelMap, Err, type_name
 
@@ -176,6 +176,10 @@ def _apply(ov: Overload, args: list[object]) -> object:
     err = _first_error(args)
     if err is not None:
         return err
+    if not all(matches_type(a, p) for a, p in zip(args, ov.params)):
+        # The checker resolved the call on declared types; the values given
+        # at run time disagree, so resolve again on what they are.
+        return _call(ov.function, ov.receiver, args)
     try:
         return ov.impl(*args)
     except CelFault as e:

@@ -40,8 +40,9 @@ UINT64_MAX = (1 << 64) - 1
 # Timestamps range over years 0001..9999 (google.protobuf.Timestamp).
 MIN_TIMESTAMP_SECONDS = -62135596800
 MAX_TIMESTAMP_SECONDS = 253402300799
-# Durations range over about ±10,000 years (google.protobuf.Duration).
-MAX_DURATION_SECONDS = 315576000000
+# Durations are one int64 of nanoseconds (about ±292 years), as in CEL's
+# language definition and its conformance cases.
+MAX_DURATION_NS = (1 << 63) - 1
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
@@ -137,7 +138,7 @@ class Duration:
         self.ns = ns
 
     def in_range(self) -> bool:
-        return abs(self.ns) <= MAX_DURATION_SECONDS * 1_000_000_000 + 999_999_999
+        return -MAX_DURATION_NS - 1 <= self.ns <= MAX_DURATION_NS
 
     def to_timedelta(self) -> _dt.timedelta:
         # int(ns / 1000) truncates toward zero, as Go's Duration does.
