@@ -156,7 +156,9 @@ def expressions(t: str, depth: int = 4, native: bool = False) -> SearchStrategy[
     if t == "bool":
         composite = same + _bool_composites(sub, native)
     elif t == "string":
-        composite = same + ([] if native else [_binary("+", sub("string"), sub("string")), _call("string({})", sub("int"))])
+        composite = list(same)
+        if not native:
+            composite += [_binary("+", sub("string"), sub("string")), _call("string({})", sub("int"))]
     else:
         composite = same + _number_composites(t, sub, native)
     # Half the draws at each level are leaves, which bounds the size.
@@ -237,6 +239,9 @@ def typed_expressions(*, depth: int = 4, native: bool = False) -> SearchStrategy
     return st.sampled_from(("bool",) + TYPES).flatmap(lambda t: expressions(t, depth, native).map(lambda e: (t, e)))
 
 
+DYN_NUMBERS = ("event.amount", "event.count", "event.big")
+
+
 def numeric_comparisons() -> SearchStrategy[str]:
     """``x <op> y`` between numeric leaves of any two numeric types (equality
     only where the checker allows it: one type, or a dyn ``event`` field),
@@ -244,7 +249,7 @@ def numeric_comparisons() -> SearchStrategy[str]:
     reference's Python ones. Activations put edge values in the leaves."""
 
     def leaf(t: str) -> SearchStrategy[str]:
-        return st.one_of(LITERALS[t], st.sampled_from(VARIABLES[t]), st.sampled_from(("event.amount", "event.count", "event.big")))
+        return st.one_of(LITERALS[t], st.sampled_from(VARIABLES[t]), st.sampled_from(DYN_NUMBERS))
 
     def comparison(tu: tuple[str, str]) -> SearchStrategy[str]:
         ops = ("==", "!=", "<", "<=", ">", ">=") if tu[0] == tu[1] else ("<", "<=", ">", ">=")
@@ -252,9 +257,9 @@ def numeric_comparisons() -> SearchStrategy[str]:
 
     pairs = st.tuples(st.sampled_from(NUMERIC), st.sampled_from(NUMERIC))
     dyn_equality = st.tuples(
-        st.sampled_from(("event.amount", "event.count", "event.big")), st.sampled_from(("==", "!=")), st.sampled_from(NUMERIC).flatmap(leaf)
+        st.sampled_from(DYN_NUMBERS), st.sampled_from(("==", "!=")), st.sampled_from(NUMERIC).flatmap(leaf)
     ).map(" ".join)
-    membership = st.tuples(st.sampled_from(("event.amount", "event.count", "event.big", "count")), _literal_list("int")).map(
+    membership = st.tuples(st.sampled_from((*DYN_NUMBERS, "count")), _literal_list("int")).map(
         lambda x: f"{x[0]} in {x[1]}"
     )
     return st.one_of(pairs.flatmap(comparison), dyn_equality, membership)
@@ -263,8 +268,12 @@ def numeric_comparisons() -> SearchStrategy[str]:
 # --- activations ----------------------------------------------------------
 
 # Edge values half the time.
-_ints = st.one_of(st.sampled_from(INT_EDGES), st.sampled_from(INT_EDGES), st.integers(-20, 20), st.integers(INT64_MIN, INT64_MAX))
-_uints = st.one_of(st.sampled_from(UINT_EDGES), st.sampled_from(UINT_EDGES), st.integers(0, 20), st.integers(0, UINT64_MAX))
+_ints = st.one_of(
+    st.sampled_from(INT_EDGES), st.sampled_from(INT_EDGES), st.integers(-20, 20), st.integers(INT64_MIN, INT64_MAX)
+)
+_uints = st.one_of(
+    st.sampled_from(UINT_EDGES), st.sampled_from(UINT_EDGES), st.integers(0, 20), st.integers(0, UINT64_MAX)
+)
 _doubles = st.one_of(
     st.sampled_from(DOUBLE_EDGES + DOUBLE_SPECIALS),
     st.sampled_from(DOUBLE_EDGES + DOUBLE_SPECIALS),

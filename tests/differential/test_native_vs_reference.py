@@ -124,7 +124,7 @@ def test_wrong_runtime_types(typed: tuple[str, str], activation: dict) -> None:
     """The standalone API types variables by their runtime value, whatever
     was declared: a double holding a Python int, an int holding a bool or a
     2**64, a string holding bytes. Native constructs only: the reference path
-    alone (non-native programs) crashes on these, see the test below."""
+    alone (non-native programs) once crashed on these, see the test below."""
     static_type, expr = typed
     assert_agree(compile_checked(expr, static_type), activation)
 
@@ -152,12 +152,10 @@ def test_numeric_comparisons_across_types(expr: str, activation: dict) -> None:
     ],
 )
 def test_wrong_runtime_type_in_a_resolved_call(expr: str, activation: dict) -> None:
-    """Found by test_native_agrees_with_reference: a call the checker resolved
-    to one overload (Op.CALL) runs its implementation on whatever runtime
-    value the variable holds, so the reference path raises a Python
-    TypeError instead of returning a CEL error. Both paths raise it (the
-    program is not native), so this is not a disagreement, but the API must
-    raise EvaluationError."""
+    """Regression, found by test_native_agrees_with_reference: a call the
+    checker resolved to one overload (Op.CALL) ran its implementation on
+    whatever runtime value the variable held, so the reference path raised a
+    Python TypeError instead of a CEL error (fixed in refvm meanwhile)."""
     prog = cel.compile(expr, DECLARATIONS)
     assert outcome(prog.evaluate_reference, activation)[0] == "error"
     assert outcome(prog.evaluate, activation)[0] == "error"

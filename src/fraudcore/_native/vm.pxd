@@ -86,3 +86,9 @@ cdef class NativeRuleSet:
     cdef int64_t* scores
     cdef int64_t* thresholds       # per action rank: score at which it applies (-1: never)
     cdef Py_ssize_t n_actions
+    cdef uint64_t* matched         # per run: bit r set when rule r matched
+    cdef uint64_t* failed          # per run: bit r set when rule r must go to the reference path
+    cdef Py_ssize_t n_words
+
+    cdef void load(self, dict event)
+    cdef int run_rules(self, int64_t* score_out) except -1

@@ -343,13 +343,13 @@ def _describe(node: Node) -> str:
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
-    if node.tag == _NULL_TAG and node.style is None and node.value in ("", "~"):
+    if node.tag == _NULL_TAG and not node.style and node.value in ("", "~"):
         return "an empty value"
     return f"'{node.value}'"
 
 
 def _suggest(name: str, names: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -404,7 +404,7 @@ class _Loader:
             if isinstance(position, int):
                 line = len(_LINE_BREAK.findall(self.text, 0, position))
                 start = max(self.text.rfind("\n", 0, position), self.text.rfind("\r", 0, position)) + 1
-                self.error(yaml.Mark("", position, line, position - start, None, None), f"invalid YAML: {e.reason if hasattr(e, 'reason') else e}")
+                self.error(yaml.Mark("", position, line, position - start, None, None), _reader_message(e))
             else:
                 self.error(None, f"invalid YAML: {e}")
             raise self.fail() from None
@@ -1153,6 +1153,12 @@ class _Loader:
             self.error(node, f"variant weights must sum to 100 (got {total})", where)
             ok = False
         return ok
+
+
+def _reader_message(e: yaml.YAMLError) -> str:
+    character = getattr(e, "character", None)
+    what = f" (character U+{character:04X})" if isinstance(character, int) else ""
+    return f"invalid YAML: {getattr(e, 'reason', e)}{what}"
 
 
 def _unescape_runs(seg: str) -> list[tuple[str, int]]:
