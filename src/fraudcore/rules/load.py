@@ -436,6 +436,11 @@ class _Loader:
                         return event.start_mark
                 elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                     depth -= 1
+        except yaml.MarkedYAMLError as e:
+            # Newer libyaml stops at its own depth limit (1000) while scanning
+            # ahead, before the event at MAX_NESTING reaches us.
+            if "nesting depth" in str(e.problem):
+                return e.problem_mark
         except yaml.YAMLError:
             pass  # reported by compose
         return None
