@@ -9,6 +9,8 @@ import datetime as dt
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fraudcore
 from fraudcore import RuleError, cel
@@ -206,3 +208,28 @@ def test_native_flag(expr, native):
     prog = cel.compile(expr, FIELDS)
     assert prog.native is native
     assert (prog.native_blockers == []) is native
+
+
+@pytest.mark.parametrize(
+    "pattern, literals",
+    [
+        ("(?i)headless|phantomjs|selenium", ("headless", "phantomjs", "selenium")),
+        ("curl/", ("curl/",)),
+        ("(bot|spider)", ("bot", "spider")),
+        ("^curl", None),
+        ("a.c", None),
+        ("(?i)straße", None),  # case folding beyond ASCII: the regex engine decides
+    ],
+)
+def test_literal_alternation_regexes_are_recognised(pattern, literals):
+    from fraudcore.cel.compile import RegexConst
+    from fraudcore.cel.functions import compile_regex
+
+    assert RegexConst(compile_regex(pattern)).literals == literals
+
+
+@given(st.text(alphabet="aHeEdDlLsSxé\u212a\u0130KkbotBOT/ ", max_size=30))
+@pytest.mark.parametrize("pattern", ["(?i)headless|bot", "Head|less", "(?i)k", "(?i)x/"])
+def test_literal_regex_search_agrees_with_the_regex_engine(pattern, text):
+    prog = cel.compile(f"s.matches('{pattern}')", {"s": "string"})
+    assert prog.evaluate({"s": text}) == prog.evaluate_reference({"s": text})

@@ -13,7 +13,7 @@ cdef enum:
     T_MAP = 6      # v.o: borrowed dict (the event)
     T_ERR = 7      # an error value; its message comes from the reference path
     T_SET = 8      # constants only: v.o a frozenset (strings) or aux/ints (int set)
-    T_REGEX = 9    # constants only: v.o the bound ``search`` method of a compiled pattern
+    T_REGEX = 9    # constants only: v.o a tuple (pattern.search, literals or None, ignore_case)
     T_BAIL = 10    # a slot whose value the VM cannot hold: programs reading it run on the reference path
 
 cdef enum:

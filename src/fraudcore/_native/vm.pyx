@@ -26,6 +26,9 @@ include "opcodes.pxi"
 
 cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object)
+    int PyUnicode_KIND(object)
+    const unsigned char* PyUnicode_1BYTE_DATA(object)
+    PyObject* PyTuple_GET_ITEM(object, Py_ssize_t)
     bint PyLong_CheckExact(object)
     bint PyFloat_CheckExact(object)
     bint PyUnicode_CheckExact(object)
@@ -384,6 +387,46 @@ cdef int string_op(Val* a, Val* b, int op, Val* out) except -1:
     return RUN_OK
 
 
+cdef inline bint ascii_icase_find(const unsigned char* h, Py_ssize_t n,
+                                  const unsigned char* needle, Py_ssize_t m) noexcept nogil:
+    """Does lower-cased ASCII ``needle`` occur in the Latin-1 text ``h``,
+    ignoring ASCII case? Exact for Latin-1 text: no character of it outside
+    ASCII case-folds to an ASCII letter."""
+    cdef Py_ssize_t i, j
+    cdef unsigned char c
+    for i in range(n - m + 1):
+        for j in range(m):
+            c = h[i + j]
+            if c >= 65 and c <= 90:
+                c += 32
+            if c != needle[j]:
+                break
+        else:
+            return True
+    return False
+
+
+cdef bint regex_search(PyObject* spec, object s) except -1:
+    """``matches``: spec is (pattern.search, literals or None, ignore_case).
+    A pattern that is only an alternation of literals is searched for here;
+    anything else goes to the regex engine (one match object, freed at once)."""
+    cdef object literals = <object>PyTuple_GET_ITEM(<object>spec, 1)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
+    if literals is not None:
+        if PyTuple_GET_ITEM(<object>spec, 2) == <PyObject*>False:
+            for lit in literals:
+                if PyUnicode_Find(s, lit, 0, n, 1) >= 0:
+                    return True
+            return False
+        if PyUnicode_KIND(s) == 1:
+            for lit in literals:
+                if ascii_icase_find(PyUnicode_1BYTE_DATA(s), n, PyUnicode_1BYTE_DATA(lit),
+                                    PyUnicode_GET_LENGTH(lit)):
+                    return True
+            return False
+    return PyObject_CallOneArg(<object>PyTuple_GET_ITEM(<object>spec, 0), s) is not None
+
+
 cdef int to_int(Val* a) noexcept nogil:
     """int(x) in place for numbers; RUN_BAIL for what the reference converts."""
     if a.tag == T_INT or a.tag == T_ERR:
@@ -521,7 +564,7 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
             pc += 1
         elif op == OP_MATCHES_CONST:
             if top.tag == T_STR:
-                set_bool(top, PyObject_CallOneArg(<object>consts[ops[pc + 1]].v.o, <object>top.v.o) is not None)
+                set_bool(top, regex_search(consts[ops[pc + 1]].v.o, <object>top.v.o))
             elif top.tag == T_MAP:
                 return RUN_BAIL
             else:
@@ -645,7 +688,7 @@ cdef tuple to_python(Val* v, object uint_type):
 cdef int init_code(Code* code, bytecode, list keep, dict intern) except -1:
     """Copy bytecode into C arrays; constants become Vals whose objects are
     owned by ``keep`` and whose strings get ids in ``intern``."""
-    from fraudcore.cel.compile import ConstSet
+    from fraudcore.cel.compile import ConstSet, RegexConst
     from fraudcore.cel.values import UInt
     cdef Py_ssize_t i, j, n = len(bytecode.code)
     cdef list int_sets = []
@@ -676,11 +719,11 @@ cdef int init_code(Code* code, bytecode, list keep, dict intern) except -1:
         elif type(value) is UInt:
             c.tag = T_UINT
             c.v.u = int(value)
-        elif hasattr(value, "search"):
-            bound = value.search
-            keep.append(bound)
+        elif isinstance(value, RegexConst):
+            spec = (value.regex.search, value.literals, value.ignore_case)
+            keep.append(spec)
             c.tag = T_REGEX
-            c.v.o = <PyObject*>bound
+            c.v.o = <PyObject*>spec
         else:
             load_value(value, c)
             if c.tag == T_BAIL:

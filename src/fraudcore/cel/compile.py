@@ -9,6 +9,8 @@ reference interpreter instead, never with a silently different answer.
 
 from __future__ import annotations
 
+import re
+import re._parser as _sre_parse  # the stdlib's regex parser: read-only use
 from array import array
 from dataclasses import dataclass, field
 
@@ -78,6 +80,51 @@ class ConstSet:
 
     def __repr__(self) -> str:
         return f"ConstSet({len(self.values)} {self.kind})"
+
+
+class RegexConst:
+    """A constant regex for ``matches``. When the pattern is an alternation
+    of plain literals (``(?i)headless|phantomjs``, the common shape in fraud
+    rules) the native VM searches for the literals itself instead of calling
+    the regex engine; ``literals`` is then set (lower-cased when
+    ``ignore_case``)."""
+
+    __slots__ = ("regex", "literals", "ignore_case")
+
+    def __init__(self, regex: re.Pattern[str]):
+        self.regex = regex
+        self.ignore_case = bool(regex.flags & re.IGNORECASE)
+        self.literals = _literal_alternatives(regex, self.ignore_case)
+
+    def search(self, text: str) -> bool:
+        return self.regex.search(text) is not None
+
+
+def _literal_alternatives(regex: re.Pattern[str], ignore_case: bool) -> tuple[str, ...] | None:
+    """The literals whose presence is exactly what ``regex.search`` tests,
+    or None for any other pattern. Case-insensitive literals must be ASCII:
+    the native search folds ASCII only."""
+    items = list(_sre_parse.parse(regex.pattern, regex.flags))
+    if len(items) == 1 and items[0][0] == _sre_parse.SUBPATTERN:
+        _group, add_flags, del_flags, inner = items[0][1]
+        if add_flags or del_flags:
+            return None
+        items = list(inner)
+    if len(items) == 1 and items[0][0] == _sre_parse.BRANCH:
+        branches = [list(b) for b in items[0][1][1]]
+    else:
+        branches = [items]
+    out = []
+    for branch in branches:
+        if not branch or any(op != _sre_parse.LITERAL for op, _ in branch):
+            return None
+        text = "".join(chr(c) for _, c in branch)
+        if ignore_case:
+            if not text.isascii():
+                return None
+            text = text.lower()
+        out.append(text)
+    return tuple(out)
 
 
 @dataclass(slots=True)
@@ -309,7 +356,7 @@ class _Compiler:
                 regex = None
             self.emit_expr(args[0], scope)
             self.require(Op.MATCHES_CONST, [args[0]], _STRINGY)
-            self.emit(Op.MATCHES_CONST, self.const(regex if regex is not None else Err("invalid regular expression")))
+            self.emit(Op.MATCHES_CONST, self.const(RegexConst(regex) if regex is not None else Err("invalid regular expression")))
             return
         for a in args:
             self.emit_expr(a, scope)

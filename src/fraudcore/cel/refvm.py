@@ -99,7 +99,7 @@ def run(bc: Bytecode, slots: Sequence[object]) -> object:
             elif type(s) is not str:
                 push(_no_overload("matches", s))
             else:
-                push(regex.search(s) is not None)
+                push(regex.search(s))
         elif op == Op.CALL:
             args = _pop_args(stack, code[pc + 2])
             push(_apply(bc.overloads[a], args))

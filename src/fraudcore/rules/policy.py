@@ -145,28 +145,24 @@ class Policy:
             return Decision(self.actions[rank], score, matched, self.meta)
         # Some rules errored or left the VM's domain: the reference path
         # decides those, and words the errors.
+        return self._decide_on_reference(event, failed, matched)
+
+    def decide_reference(self, event: Mapping[str, Any]) -> Decision:
+        """The same decision, computed by the reference interpreter alone."""
+        return self._decide_on_reference(event, (1 << len(self.rules)) - 1, 0)
+
+    def _decide_on_reference(self, event: Mapping[str, Any], which: int, matched: int) -> Decision:
+        """Run the rules in bitmask ``which`` on the reference interpreter and
+        decide with them plus the already ``matched`` ones."""
         slots = self.reference_slots(event)
         errors = []
         for i, rule in enumerate(self.rules):
-            if failed >> i & 1:
+            if which >> i & 1:
                 ok, message = self._reference_rule(rule, slots)
                 if ok:
                     matched |= 1 << i
                 elif message is not None:
                     errors.append((rule.id, message))
-        return self._decision(matched, errors)
-
-    def decide_reference(self, event: Mapping[str, Any]) -> Decision:
-        """The same decision, computed by the reference interpreter alone."""
-        slots = self.reference_slots(event)
-        matched = 0
-        errors = []
-        for i, rule in enumerate(self.rules):
-            ok, message = self._reference_rule(rule, slots)
-            if ok:
-                matched |= 1 << i
-            elif message is not None:
-                errors.append((rule.id, message))
         return self._decision(matched, errors)
 
     def _decision(self, matched: int, errors: list[tuple[str, str]]) -> Decision:
