@@ -15,11 +15,10 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .rules.load import load_rules
-    from .rules.policy import compile_policy
+    from .rules.policy import load_policy
 
     try:
-        policy = compile_policy(load_rules(args.rules))
+        policy = load_policy(args.rules)
     except RuleError as e:
         for d in e.diagnostics:
             print(d.render(), file=sys.stderr)

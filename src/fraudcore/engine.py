@@ -7,8 +7,7 @@ import threading
 from typing import Any, Iterable, Mapping
 
 from .decision import Decision
-from .rules.load import load_rules
-from .rules.policy import Policy, compile_policy
+from .rules.policy import Policy, load_policy
 
 __all__ = ["Engine"]
 
@@ -27,11 +26,11 @@ class Engine:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> "Engine":
         """Load and compile a rules file; raise RuleError listing every problem."""
-        return cls(compile_policy(load_rules(path)))
+        return cls(load_policy(path))
 
     @classmethod
     def from_text(cls, text: str, name: str = "<rules>") -> "Engine":
-        return cls(compile_policy(load_rules(name, text=text)))
+        return cls(load_policy(name, text=text))
 
     @property
     def policy(self) -> Policy:
@@ -56,7 +55,7 @@ class Engine:
     def reload(self, path: str | os.PathLike[str]) -> str:
         """Compile ``path`` and switch to it atomically; returns its version.
         On a compile error the old rules stay in force."""
-        policy = compile_policy(load_rules(path))
+        policy = load_policy(path)
         with self._lock:
             self._policy = policy
         return policy.version

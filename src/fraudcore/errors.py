@@ -64,6 +64,8 @@ class RuleError(FraudcoreError, ValueError):
         elif isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
         self.diagnostics: list[Diagnostic] = list(diagnostics)
+        # The part of a rules file that could be loaded despite the errors.
+        self.partial: object | None = None
         super().__init__("\n".join(d.render() for d in self.diagnostics))
 
 

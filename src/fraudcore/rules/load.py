@@ -670,9 +670,14 @@ class _Loader:
         decision = self.load_decision(top.get("decision"))
         rules = self.load_rules(top.get("rules"), decision.actions)
         experiments = self.load_experiments(top.get("experiments"), fields)
+        result = RulesFile(self.path, self.text, version, time_field, fields, lists, counters, rules, decision, experiments)
         if self.diags:
-            raise self.fail()
-        return RulesFile(self.path, self.text, version, time_field, fields, lists, counters, rules, decision, experiments)
+            # What could be read is attached, so the policy compiler can add
+            # its CEL errors and the analyst sees every problem at once.
+            error = self.fail()
+            error.partial = result
+            raise error
+        return result
 
     def section(self, entry: tuple[ScalarNode, Node] | None, name: str, kind: type, expected: str) -> Node | None:
         """The value of a top-level section, when it has the right shape;
@@ -1059,8 +1064,20 @@ class _Loader:
             reason = rid
             if "reason" in keys:
                 reason = self.text_of(keys["reason"][1], "reason", where, "text")
-            if None not in (rid, when, action, score, reason):
-                rules.append(RuleDef(rid, when, action, score, reason, item.start_mark.line + 1, item.start_mark.column + 1))
+            if rid is not None and when is not None:
+                # A bad action, score or reason is already an error; the rule
+                # is kept with a stand-in so its condition still gets checked.
+                rules.append(
+                    RuleDef(
+                        rid,
+                        when,
+                        action if action is not None else actions[0],
+                        score if score is not None else 0,
+                        reason if reason is not None else rid,
+                        item.start_mark.line + 1,
+                        item.start_mark.column + 1,
+                    )
+                )
         return tuple(rules)
 
     def load_experiments(self, entry, fields) -> tuple[ExperimentDef, ...]:

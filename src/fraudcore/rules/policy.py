@@ -10,6 +10,7 @@ it never stops the others.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -22,9 +23,9 @@ from ..cel.types import BOOL, DOUBLE, INT, CelType, list_of, map_of, DYN, STRING
 from ..cel.values import INT64_MAX, INT64_MIN, UINT64_MAX, Err, UInt, type_name
 from ..decision import Decision, RuleMeta
 from ..errors import Diagnostic, RuleError
-from .load import RulesFile
+from .load import RulesFile, load_rules
 
-__all__ = ["CompiledRule", "Policy", "compile_policy", "COUNTER_TYPES"]
+__all__ = ["CompiledRule", "Policy", "compile_policy", "load_policy", "COUNTER_TYPES"]
 
 # The CEL type a counter's value has in expressions (SPEC §1).
 COUNTER_TYPES = {"count": INT, "distinct": INT, "sum": DOUBLE, "min": DOUBLE, "max": DOUBLE, "avg": DOUBLE}
@@ -50,6 +51,23 @@ class CompiledRule:
     @property
     def native_blockers(self) -> list[str]:
         return self.bytecode.native_blockers or ([] if _native.vm is not None else ["native extension unavailable"])
+
+
+def load_policy(source: str | os.PathLike[str], *, text: str | None = None) -> "Policy":
+    """Load and compile a rules file; a RuleError lists every problem, those
+    of the YAML and those of the CEL expressions together."""
+    try:
+        rf = load_rules(source, text=text)
+    except RuleError as e:
+        if not isinstance(e.partial, RulesFile):
+            raise
+        problems = list(e.diagnostics)
+        try:
+            compile_policy(e.partial)
+        except RuleError as more:
+            problems += [d for d in more.diagnostics if d not in problems]
+        raise RuleError(sorted(problems, key=lambda d: (d.line, d.column))) from None
+    return compile_policy(rf)
 
 
 def compile_policy(rf: RulesFile) -> "Policy":

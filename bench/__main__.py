@@ -1,0 +1,58 @@
+"""``python -m bench [suite ...] [--quick] [--out bench/results]``
+
+Runs the named suites (default: all), prints a table per suite, and writes
+``<out>/<suite>-<UTC date>.json`` (machine + results), a copy as
+``<out>/latest-<suite>.json`` and a Markdown table ``<out>/<suite>.md``.
+``--quick`` runs a smaller version (about 15 s) whose files carry a
+``-quick`` suffix, so a quick run never replaces the record of a full one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from . import cel_suite, machine
+
+SUITES = {"cel": cel_suite}
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description="fraudcore benchmarks")
+    ap.add_argument("suites", nargs="*", metavar="suite", help=f"suites to run (default: all): {', '.join(SUITES)}")
+    ap.add_argument("--quick", action="store_true", help="a smaller run (about 15 s), results suffixed -quick")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results directory (default: {DEFAULT_OUT})")
+    args = ap.parse_args(argv)
+    unknown = [s for s in args.suites if s not in SUITES]
+    if unknown:
+        ap.error(f"unknown suite(s) {', '.join(unknown)}; available: {', '.join(SUITES)}")
+    names = args.suites or list(SUITES)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    for name in names:
+        before = machine.describe()
+        result = SUITES[name].run(quick=args.quick, log=log)
+        after_load = machine.load_average()
+        doc = {"machine": {**before, "load_average_after": after_load}, **result}
+        tag = f"{name}-quick" if args.quick else name
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = args.out / f"{tag}-{stamp}.json"
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        shutil.copyfile(path, args.out / f"latest-{tag}.json")
+        table = SUITES[name].markdown(result, doc["machine"])
+        (args.out / f"{tag}.md").write_text(table)
+        print(table)
+        log(f"wrote {path}, {args.out / f'latest-{tag}.json'}, {args.out / f'{tag}.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
