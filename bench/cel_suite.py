@@ -14,6 +14,9 @@ Method
   hand-written and reference passes are interleaved repeat by repeat, so
   machine noise hits them alike; ratios are of the medians, and also given
   per repeat (paired).
+- Also timed, to locate the cost: ``policy._native.run`` (load the slots, run
+  the rules, return rank/score/masks: decide without building the Decision),
+  and an empty Python call (the floor of any per-event loop).
 - VM only: ``policy._native.time_rules(event, iterations)`` (every rule over
   slots already loaded from the event, timed in C) for a sample of events;
   per repeat, the median over the sample.
@@ -155,7 +158,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, An
         return None
 
     passes = {"decide": (decide, events), "handwritten": (hand, events), "reference": (decide_ref, ref_events),
-              "call_floor": (floor, events)}
+              "native_run": (policy._native.run, events), "call_floor": (floor, events)}
     for fn, evs in passes.values():           # warm-up
         time_pass(fn, evs)
     vm_only(policy, sample[:10], cfg["vm_iterations"])
@@ -188,7 +191,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, An
         "config": {**cfg, "quick": quick, "seed": 7, "rules": str(RULES20.relative_to(ROOT)),
                    "gc": "disabled during every timed loop (gc.collect() before)",
                    "timer": "time.perf_counter_ns around whole passes; VM only timed in C (CLOCK_MONOTONIC)",
-                   "order": "decide, handwritten, reference, call_floor, vm_only interleaved per repeat"},
+                   "order": "decide, handwritten, reference, native_run, call_floor, vm_only interleaved per repeat"},
         "agreement": agreement,
         "compile": compile_,
         "ns_per_event": {k: spread(v) for k, v in times.items()},
@@ -206,6 +209,7 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
         ("decide: dict -> Decision (native)", "decide", f"{cfg['events']} events"),
         ("hand-written Python (bench/handwritten.py)", "handwritten", f"{cfg['events']} events"),
         ("reference interpreter: decide_reference", "reference", f"{cfg['ref_events']} events"),
+        ("native run only: dict -> (rank, score, masks), no Decision", "native_run", f"{cfg['events']} events"),
         ("floor: loop + one empty Python call", "call_floor", f"{cfg['events']} events"),
     ]
     cpu = machine.get("cpu", {})

@@ -52,6 +52,20 @@ class Engine:
         decide = self._policy.decide
         return [decide(e) for e in events]
 
+    def stats(self) -> dict[str, Any]:
+        """Rules, per-rule hit counts and (once counters are kept) the store's
+        keys, memory and evictions."""
+        return {
+            "version": self._policy.version,
+            "rules": len(self._policy.rules),
+            "native_rules": sum(r.native for r in self._policy.rules),
+            "rule_hits": self._policy.rule_hits(),
+            "counters": {},
+            "keys": 0,
+            "memory_bytes": 0,
+            "evictions": 0,
+        }
+
     def reload(self, path: str | os.PathLike[str]) -> str:
         """Compile ``path`` and switch to it atomically; returns its version.
         On a compile error the old rules stay in force."""

@@ -89,6 +89,7 @@ cdef class NativeRuleSet:
     cdef uint64_t* matched         # per run: bit r set when rule r matched
     cdef uint64_t* failed          # per run: bit r set when rule r must go to the reference path
     cdef Py_ssize_t n_words
+    cdef uint64_t* hits            # per rule: matches on the native path (stats)
 
     cdef void load(self, dict event)
     cdef int run_rules(self, int64_t* score_out) except -1

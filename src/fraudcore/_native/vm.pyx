@@ -812,6 +812,7 @@ cdef class NativeRuleSet:
         self.thresholds = NULL
         self.matched = NULL
         self.failed = NULL
+        self.hits = NULL
 
     def __init__(self, bytecodes, slot_names, slot_kinds, ranks, scores, thresholds):
         """``thresholds[r]`` is the score from which action rank r applies, or -1."""
@@ -822,6 +823,7 @@ cdef class NativeRuleSet:
         self.codes = <Code*>calloc(max(self.n_rules, 1), sizeof(Code))
         self.reads = <int32_t**>calloc(max(self.n_rules, 1), sizeof(int32_t*))
         self.ranks = <int32_t*>malloc(max(self.n_rules, 1) * sizeof(int32_t))
+        self.hits = <uint64_t*>calloc(max(self.n_rules, 1), sizeof(uint64_t))
         self.scores = <int64_t*>malloc(max(self.n_rules, 1) * sizeof(int64_t))
         self.slot_names = tuple(slot_names)
         self.n_slots = len(self.slot_names)
@@ -835,7 +837,7 @@ cdef class NativeRuleSet:
         if self.matched == NULL or self.failed == NULL:
             raise MemoryError()
         self.thresholds = <int64_t*>malloc(max(self.n_actions, 1) * sizeof(int64_t))
-        if (self.codes == NULL or self.reads == NULL or self.ranks == NULL or self.scores == NULL
+        if (self.codes == NULL or self.reads == NULL or self.ranks == NULL or self.scores == NULL or self.hits == NULL
                 or self.slots == NULL or self.slot_kinds == NULL or self.load_order == NULL
                 or self.thresholds == NULL):
             raise MemoryError()
@@ -879,6 +881,7 @@ cdef class NativeRuleSet:
         free(self.thresholds)
         free(self.matched)
         free(self.failed)
+        free(self.hits)
 
     def set_slot(self, Py_ssize_t slot, value):
         """Fill a K_SET slot (a counter's value) before ``run``. ``value``
@@ -927,6 +930,7 @@ cdef class NativeRuleSet:
                 status = run(&self.codes[r], self.slots, self.intern, &out)
             if status == RUN_OK and out.tag == T_BOOL:
                 if out.v.i:
+                    self.hits[r] += 1
                     score += self.scores[r]
                     if self.ranks[r] > rank:
                         rank = self.ranks[r]
@@ -948,6 +952,10 @@ cdef class NativeRuleSet:
         self.load(event)
         rank = self.run_rules(&score)
         return rank, score, bits_to_int(self.matched, self.n_words), bits_to_int(self.failed, self.n_words)
+
+    def rule_hits(self):
+        """How many times each rule matched on the native path."""
+        return [self.hits[r] for r in range(self.n_rules)]
 
     def time_rules(self, dict event, Py_ssize_t iterations):
         """Benchmark hook: load ``event`` once, run every rule ``iterations``

@@ -124,6 +124,7 @@ class Policy:
         self.thresholds = [rf.decision.score_thresholds.get(a, -1) for a in self.actions]
         self.meta = RuleMeta(rf.version, [r.id for r in rules], [r.reason for r in rules])
         self.field_types: dict[str, CelType] = {n: layout.types[n] for n in layout.names if n in rf.fields or n == rf.time_field}
+        self._reference_hits = [0] * len(rules)
         self._native = None
         vm = _native.vm
         if vm is not None:
@@ -143,6 +144,11 @@ class Policy:
         if name in self.field_types:
             return _KIND_OF_TYPE.get(self.field_types[name].kind, _K_OTHER)
         return _K_SET
+
+    def rule_hits(self) -> dict[str, int]:
+        """How many decisions each rule matched, by rule id."""
+        native = self._native.rule_hits() if self._native is not None else [0] * len(self.rules)
+        return {r.id: n + m for r, n, m in zip(self.rules, native, self._reference_hits)}
 
     @property
     def reads(self) -> frozenset[str]:
@@ -179,6 +185,7 @@ class Policy:
                 ok, message = self._reference_rule(rule, slots)
                 if ok:
                     matched |= 1 << i
+                    self._reference_hits[i] += 1
                 elif message is not None:
                     errors.append((rule.id, message))
         return self._decision(matched, errors)
