@@ -23,6 +23,9 @@ directives = {
     "embedsignature": True,
 }
 cflags = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-strict-aliasing"]
+# The counter store's 16-byte CAS must be the inline `lock cmpxchg16b`, not a
+# libatomic call (see _native/atomics.h).
+cflags.append("-mcx16")
 
 # The VM's opcode constants are generated from the one Python opcode table.
 runpy.run_path("src/fraudcore/cel/opcodes.py", run_name="__main__")

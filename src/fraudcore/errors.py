@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Diagnostic", "EvaluationError", "FraudcoreError", "RuleError"]
+__all__ = ["Diagnostic", "EvaluationError", "FraudcoreError", "RuleError", "StateError"]
 
 
 class FraudcoreError(Exception):
@@ -71,3 +71,9 @@ class RuleError(FraudcoreError, ValueError):
 
 class EvaluationError(FraudcoreError):
     """A CEL expression failed to evaluate (CEL's error value, raised)."""
+
+
+class StateError(FraudcoreError):
+    """A counter-state file cannot be used: missing, truncated, foreign, or
+    written with another layout or other counter definitions. The message
+    names the file and what differs."""

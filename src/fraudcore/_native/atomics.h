@@ -1,4 +1,4 @@
-/* atomics.h — every concurrent memory access of the counter store.
+/* atomics.h - every concurrent memory access of the counter store.
  *
  * The counter store (counters.pyx) lives in one region that several
  * processes map at once (MAP_SHARED of a file), so no lock of one process can
@@ -14,14 +14,14 @@
  *               pairs changed only by this, so a pair is never half written.
  *   fc_read_pair  a torn-free read of a pair whose first word changes on
  *               every write (see the proof below); costs two plain loads.
- *   fc_load*/fc_store* with acquire/release, fc_add64 (statistics),
+ *   fc_load* and fc_store* with acquire / release, fc_add64 (statistics),
  *   fc_max_i64 / fc_max_u32_serial (atomic maximum by CAS loop).
  *
  * Lock-freedom across processes requires the 16-byte CAS to be a real
  * instruction: on x86-64 that is `lock cmpxchg16b`, which GCC and Clang
  * inline for the __sync builtins only with -mcx16 (setup.py passes it).
  * Without it they would call libatomic, whose 16-byte fallback takes a lock
- * in a per-process table — useless between processes — so we refuse to
+ * in a per-process table - useless between processes - so we refuse to
  * compile instead. (__atomic_compare_exchange_n on 16 bytes also goes through
  * libatomic on GCC >= 7 even with -mcx16; hence the older __sync builtins,
  * which are full barriers, i.e. sequentially consistent.)
@@ -74,7 +74,7 @@ static inline fc_pair fc_peek_pair(const void *p)
 
 /* A consistent (never torn) read of a pair whose FIRST word changes on every
  * successful write and never returns to an earlier value (buckets: the word
- * {stamp, count} — count grows within a lap, a new lap has a newer stamp;
+ * {stamp, count} - count grows within a lap, a new lap has a newer stamp;
  * keys: `hi`, which differs between any two keys a slot holds in turn, up to
  * fingerprint collisions).
  * Why it is safe: load a1 (acquire), then b (acquire), then a2. Acquire keeps

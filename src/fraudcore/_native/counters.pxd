@@ -91,8 +91,8 @@ cdef class CounterStore:
     cdef tuple _names
     cdef tuple _aggs
     cdef dict _index
-    cdef size_t sketch_bytes
 
     cdef int update(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value, uint64_t item) except -1
     cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms) except? -1.0
     cdef Counter* counter_ptr(self, int counter) except NULL
+    cdef int _counter_arg(self, object counter) except -1

@@ -1,4 +1,4 @@
-/* fchash.h — the counter store's 64-bit hash: seedable, seed-stable across
+/* fchash.h - the counter store's 64-bit hash: seedable, seed-stable across
  * processes and runs (no random secret), so every process that maps a region
  * computes the same fingerprint for the same key.
  *

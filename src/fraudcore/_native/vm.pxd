@@ -59,6 +59,12 @@ cdef class NativeProgram:
     cdef Val* slots
     cdef object uint_type
 
+# A rule's guard: a necessary condition tested before running it.
+cdef enum:
+    GUARD_NONE = 0
+    GUARD_STR = 1   # slot == constant string
+    GUARD_BOOL = 2  # slot is true
+
 # How a rule set loads a slot from the event.
 cdef enum:
     K_SET = 0       # not from the event: the caller fills it (counters)
@@ -90,6 +96,34 @@ cdef class NativeRuleSet:
     cdef uint64_t* failed          # per run: bit r set when rule r must go to the reference path
     cdef Py_ssize_t n_words
     cdef uint64_t* hits            # per rule: matches on the native path (stats)
+    cdef tuple actions             # action names by severity rank
+    cdef object meta               # fraudcore.decision.RuleMeta
+    cdef str version
+    cdef object fallback           # callable(event, matched, failed) -> Decision
 
-    cdef void load(self, dict event)
+    cdef PyObject** key_table      # field-name address -> slot (see load)
+    cdef int32_t* key_slots
+    cdef size_t key_table_size
+    cdef uint64_t* seen            # per slot: the generation of the last load that set it
+    cdef uint64_t generation
+
+    cdef int32_t* guard_kind       # per rule: GUARD_* (see Bytecode.guard)
+    cdef int32_t* guard_slot
+    cdef int32_t* guard_id         # interned id of the string a GUARD_STR rule needs
+    cdef bint has_bail             # some loaded slot holds T_BAIL (readers go to the reference path)
+    cdef bint set_bail             # some caller-set slot holds T_BAIL
+
+    cdef int load(self, dict event) except -1
+    cdef int32_t field_slot(self, PyObject* key) noexcept
+    cdef int build_key_table(self) except -1
     cdef int run_rules(self, int64_t* score_out) except -1
+
+
+cdef class Decision:
+    cdef readonly str action
+    cdef readonly object score
+    cdef readonly str version
+    cdef readonly object matched    # bitmask of matched rules, by rule index
+    cdef object meta                # fraudcore.decision.RuleMeta
+    cdef object _errors
+    cdef object _features

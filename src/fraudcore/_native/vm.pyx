@@ -13,18 +13,22 @@ uses the reference interpreter for that evaluation: the VM never guesses.
 """
 
 from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ
-from cpython.dict cimport PyDict_GetItem, PyDict_Contains
+from cpython.dict cimport PyDict_Contains, PyDict_Next
 from cpython.set cimport PySet_Contains
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_Compare, PyUnicode_Tailmatch, PyUnicode_Find
 from libc.stdint cimport int32_t, int64_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcmp
 from libc.math cimport isnan, trunc
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 include "opcodes.pxi"
 
 cdef extern from "Python.h":
+    # Unlike PyDict_GetItem, this one does not save and restore the error
+    # state around the lookup (a large part of its cost on CPython 3.11).
+    PyObject* PyDict_GetItemWithError(object, object) except? NULL
     Py_ssize_t PyUnicode_GET_LENGTH(object)
     int PyUnicode_KIND(object)
     const unsigned char* PyUnicode_1BYTE_DATA(object)
@@ -36,6 +40,10 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object, int*) except? -1
     double PyFloat_AS_DOUBLE(object)
     object PyObject_CallOneArg(object, object)
+
+cdef extern from "<string.h>":
+    void* memmem(const void*, size_t, const void*, size_t) nogil
+    void* memchr(const void*, int, size_t) nogil
 
 cdef extern from *:
     """
@@ -120,11 +128,11 @@ cdef int str_order(Val* a, Val* b) except? -9:
     return ORD_LT if c < 0 else (ORD_GT if c > 0 else ORD_EQ)
 
 
-cdef inline int32_t intern_id(Val* s, dict intern):
+cdef inline int32_t intern_id(Val* s, dict intern) except? -3:
     """The interned id of a string value, looked up once and cached in the value."""
     cdef PyObject* hit
     if s.aux == ID_UNKNOWN:
-        hit = PyDict_GetItem(intern, <object>s.v.o)
+        hit = PyDict_GetItemWithError(intern, <object>s.v.o)
         s.aux = ID_NONE if hit == NULL else <int32_t>(<object>hit)
     return s.aux
 
@@ -205,6 +213,41 @@ cdef int compare(Val* a, Val* b, int cmp, Val* out, dict intern) except -1:
     else:
         set_bool(out, o == ORD_GT or o == ORD_EQ)
     return RUN_OK
+
+
+cdef inline bint cmp_result(int o, int cmp) noexcept nogil:
+    """The truth of ``o`` (an ORD_* order, not ORD_NONE) under comparison ``cmp``."""
+    if cmp == CMP_EQ:
+        return o == ORD_EQ
+    if cmp == CMP_NE:
+        return o != ORD_EQ
+    if cmp == CMP_LT:
+        return o == ORD_LT
+    if cmp == CMP_LE:
+        return o == ORD_LT or o == ORD_EQ
+    if cmp == CMP_GT:
+        return o == ORD_GT
+    return o == ORD_GT or o == ORD_EQ
+
+
+cdef inline int fast_compare(Val* a, Val* b, int cmp, Val* out, dict intern) except -1:
+    """compare() with the common same-type cases inlined: a field against a
+    constant of its own type."""
+    cdef int32_t ia, ib
+    if a.tag == b.tag:
+        if a.tag == T_DOUBLE:
+            set_bool(out, cmp_result(cmp_double(a.v.d, b.v.d), cmp))
+            return RUN_OK
+        if a.tag == T_INT:
+            set_bool(out, cmp_result(ORD_LT if a.v.i < b.v.i else (ORD_GT if a.v.i > b.v.i else ORD_EQ), cmp))
+            return RUN_OK
+        if a.tag == T_STR and (cmp == CMP_EQ or cmp == CMP_NE):
+            ia = intern_id(a, intern)
+            ib = intern_id(b, intern)
+            if ia >= 0 or ib >= 0:
+                set_bool(out, (ia == ib) == (cmp == CMP_EQ))
+                return RUN_OK
+    return compare(a, b, cmp, out, intern)
 
 
 cdef int arith(Val* a, Val* b, int op, Val* out) noexcept nogil:
@@ -333,7 +376,7 @@ cdef int select(Val* m, object key, bint test_only, Val* out) except -1:
     if test_only:
         set_bool(out, PyDict_Contains(<object>m.v.o, key) == 1)
         return RUN_OK
-    item = PyDict_GetItem(<object>m.v.o, key)
+    item = PyDict_GetItemWithError(<object>m.v.o, key)
     if item == NULL:
         set_err(out)                # no such key
         return RUN_OK
@@ -378,8 +421,7 @@ cdef int string_op(Val* a, Val* b, int op, Val* out) except -1:
         set_err(out)                # no such overload
         return RUN_OK
     if op == OP_CONTAINS:
-        r = PyUnicode_Find(<object>a.v.o, <object>b.v.o, 0, PyUnicode_GET_LENGTH(<object>a.v.o), 1)
-        set_bool(out, r >= 0)
+        set_bool(out, latin1_find(<object>a.v.o, <object>b.v.o))
     else:
         r = PyUnicode_Tailmatch(<object>a.v.o, <object>b.v.o, 0, PyUnicode_GET_LENGTH(<object>a.v.o),
                                 -1 if op == OP_STARTS_WITH else 1)
@@ -387,23 +429,62 @@ cdef int string_op(Val* a, Val* b, int op, Val* out) except -1:
     return RUN_OK
 
 
-cdef inline bint ascii_icase_find(const unsigned char* h, Py_ssize_t n,
-                                  const unsigned char* needle, Py_ssize_t m) noexcept nogil:
-    """Does lower-cased ASCII ``needle`` occur in the Latin-1 text ``h``,
-    ignoring ASCII case? Exact for Latin-1 text: no character of it outside
-    ASCII case-folds to an ASCII letter."""
-    cdef Py_ssize_t i, j
-    cdef unsigned char c
-    for i in range(n - m + 1):
-        for j in range(m):
-            c = h[i + j]
-            if c >= 65 and c <= 90:
-                c += 32
-            if c != needle[j]:
-                break
-        else:
+cdef inline unsigned char ascii_lower(unsigned char c) noexcept nogil:
+    return c + 32 if 65 <= c <= 90 else c
+
+
+cdef inline bint icase_match_at(const unsigned char* h, const unsigned char* lit, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(1, m):
+        if ascii_lower(h[j]) != lit[j]:
+            return False
+    return True
+
+
+cdef bint icase_find(const unsigned char* h, Py_ssize_t n, const unsigned char* lit, Py_ssize_t m) noexcept nogil:
+    """Does lower-case ASCII ``lit`` occur in the Latin-1 text ``h``,
+    ignoring ASCII case? Candidates come from memchr (vectorised in libc) on
+    the first character in both cases. Exact for Latin-1 text: none of its
+    non-ASCII characters case-folds to an ASCII letter."""
+    cdef unsigned char first = lit[0]
+    cdef unsigned char other = first - 32 if 97 <= first <= 122 else first
+    cdef const unsigned char* end = h + n - m + 1
+    cdef const unsigned char* p
+    cdef const unsigned char* q
+    cdef const unsigned char* r
+    if m == 0:
+        return True
+    if n < m:
+        return False
+    p = h
+    while p < end:
+        q = <const unsigned char*>memchr(p, first, end - p)
+        if other != first:
+            r = <const unsigned char*>memchr(p, other, (q if q != NULL else end) - p)
+            if r != NULL:
+                q = r
+        if q == NULL:
+            return False
+        if icase_match_at(q, lit, m):
+            return True
+        p = q + 1
+    return False
+
+
+cdef bint icase_find_any(const unsigned char* h, Py_ssize_t n, tuple literals) except -1:
+    """Does any of ``literals`` (lower-case ASCII) occur in ``h``, ignoring ASCII case?"""
+    for lit in literals:
+        if icase_find(h, n, PyUnicode_1BYTE_DATA(lit), PyUnicode_GET_LENGTH(lit)):
             return True
     return False
+
+
+cdef inline bint latin1_find(object s, object sub) except -1:
+    """``sub in s``: memmem on one-byte strings, CPython's search otherwise."""
+    if PyUnicode_KIND(s) == 1 and PyUnicode_KIND(sub) == 1:
+        return memmem(PyUnicode_1BYTE_DATA(s), PyUnicode_GET_LENGTH(s),
+                      PyUnicode_1BYTE_DATA(sub), PyUnicode_GET_LENGTH(sub)) != NULL
+    return PyUnicode_Find(s, sub, 0, PyUnicode_GET_LENGTH(s), 1) >= 0
 
 
 cdef bint regex_search(PyObject* spec, object s) except -1:
@@ -411,19 +492,14 @@ cdef bint regex_search(PyObject* spec, object s) except -1:
     A pattern that is only an alternation of literals is searched for here;
     anything else goes to the regex engine (one match object, freed at once)."""
     cdef object literals = <object>PyTuple_GET_ITEM(<object>spec, 1)
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
     if literals is not None:
         if PyTuple_GET_ITEM(<object>spec, 2) == <PyObject*>False:
             for lit in literals:
-                if PyUnicode_Find(s, lit, 0, n, 1) >= 0:
+                if latin1_find(s, lit):
                     return True
             return False
         if PyUnicode_KIND(s) == 1:
-            for lit in literals:
-                if ascii_icase_find(PyUnicode_1BYTE_DATA(s), n, PyUnicode_1BYTE_DATA(lit),
-                                    PyUnicode_GET_LENGTH(lit)):
-                    return True
-            return False
+            return icase_find_any(PyUnicode_1BYTE_DATA(s), PyUnicode_GET_LENGTH(s), <tuple>literals)
     return PyObject_CallOneArg(<object>PyTuple_GET_ITEM(<object>spec, 0), s) is not None
 
 
@@ -463,7 +539,7 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
         if op == OP_LOAD_CMP_CONST:
             # The commonest rule shape: ``field <cmp> constant``.
             top += 1
-            status = compare(&slots[ops[pc + 1]], &consts[ops[pc + 3]], ops[pc + 2], top, intern)
+            status = fast_compare(&slots[ops[pc + 1]], &consts[ops[pc + 3]], ops[pc + 2], top, intern)
             if status != RUN_OK:
                 return status
             pc += 4
@@ -491,7 +567,7 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
             pc += 2
         elif op == OP_CMP_CONST:
             tmp = top[0]
-            status = compare(&tmp, &consts[ops[pc + 2]], ops[pc + 1], top, intern)
+            status = fast_compare(&tmp, &consts[ops[pc + 2]], ops[pc + 1], top, intern)
             if status != RUN_OK:
                 return status
             pc += 3
@@ -657,7 +733,7 @@ cdef class NativeProgram:
         cdef dict act = activation if type(activation) is dict else dict(activation)
         for i in range(self.n_reads):
             s = self.reads[i]
-            item = PyDict_GetItem(act, self.slot_names[s])
+            item = PyDict_GetItemWithError(act, self.slot_names[s])
             if item == NULL:
                 set_err(&self.slots[s])     # no such attribute
                 continue
@@ -813,6 +889,15 @@ cdef class NativeRuleSet:
         self.matched = NULL
         self.failed = NULL
         self.hits = NULL
+        self.key_table = NULL
+        self.key_slots = NULL
+        self.seen = NULL
+        self.generation = 0
+        self.guard_kind = NULL
+        self.guard_slot = NULL
+        self.guard_id = NULL
+        self.has_bail = False
+        self.set_bail = False
 
     def __init__(self, bytecodes, slot_names, slot_kinds, ranks, scores, thresholds):
         """``thresholds[r]`` is the score from which action rank r applies, or -1."""
@@ -843,17 +928,31 @@ cdef class NativeRuleSet:
             raise MemoryError()
         self.n_load = 0
         for i in range(self.n_slots):
+            self.slots[i].tag = T_ERR       # until loaded or set: reading it is an error
             self.slot_kinds[i] = slot_kinds[i]
             if slot_kinds[i] != K_SET:
                 self.load_order[self.n_load] = i
                 self.n_load += 1
         for i in range(self.n_actions):
             self.thresholds[i] = thresholds[i]
+        self.build_key_table()
+        self.guard_kind = <int32_t*>calloc(max(self.n_rules, 1), sizeof(int32_t))
+        self.guard_slot = <int32_t*>calloc(max(self.n_rules, 1), sizeof(int32_t))
+        self.guard_id = <int32_t*>calloc(max(self.n_rules, 1), sizeof(int32_t))
+        if self.guard_kind == NULL or self.guard_slot == NULL or self.guard_id == NULL:
+            raise MemoryError()
         for i, bc in enumerate(bytecodes):
             # A rule the VM cannot run keeps ops == NULL and is always
             # reported as failed, so the caller runs it on the reference path.
             if bc.native:
                 init_code(&self.codes[i], bc, self.keep, self.intern)
+                if bc.guard is not None:
+                    self.guard_slot[i], expected = bc.guard
+                    if expected is True:
+                        self.guard_kind[i] = GUARD_BOOL
+                    else:
+                        self.guard_kind[i] = GUARD_STR
+                        self.guard_id[i] = self.intern.setdefault(expected, len(self.intern))
             self.ranks[i] = ranks[i]
             self.scores[i] = scores[i]
             reads = [bc.layout.index[n] for n in bc.reads]
@@ -864,8 +963,42 @@ cdef class NativeRuleSet:
                 self.reads[i][j] = s
             self.reads[i][len(reads)] = -1
 
+    cdef int build_key_table(self) except -1:
+        """Open-addressed table from field-name object address to slot, for
+        ``load``; the names are owned by ``slot_names``."""
+        cdef Py_ssize_t i, size = 16
+        cdef size_t h
+        while size < 4 * self.n_slots:
+            size *= 2
+        self.key_table_size = size
+        self.key_table = <PyObject**>calloc(size, sizeof(PyObject*))
+        self.key_slots = <int32_t*>calloc(size, sizeof(int32_t))
+        self.seen = <uint64_t*>calloc(max(self.n_slots, 1), sizeof(uint64_t))
+        if self.key_table == NULL or self.key_slots == NULL or self.seen == NULL:
+            raise MemoryError()
+        for i in range(self.n_load):
+            s = self.load_order[i]
+            if self.slot_kinds[s] == K_EVENT:
+                continue
+            key = <PyObject*>self.slot_names[s]
+            h = ((<size_t>key) >> 4) * <size_t>0x9E3779B97F4A7C15 >> 32
+            while True:
+                h &= size - 1
+                if self.key_table[h] == NULL:
+                    self.key_table[h] = key
+                    self.key_slots[h] = s
+                    break
+                h += 1
+        return 0
+
     def __dealloc__(self):
         cdef Py_ssize_t i
+        free(self.key_table)
+        free(self.key_slots)
+        free(self.seen)
+        free(self.guard_kind)
+        free(self.guard_slot)
+        free(self.guard_id)
         if self.codes != NULL:
             for i in range(self.n_rules):
                 free_code(&self.codes[i])
@@ -889,29 +1022,63 @@ cdef class NativeRuleSet:
         if not 0 <= slot < self.n_slots or self.slot_kinds[slot] != K_SET:
             raise IndexError(f"slot {slot} is not a caller-filled slot")
         load_value(value, &self.slots[slot])
+        self.set_bail |= self.slots[slot].tag == T_BAIL
 
-    cdef void load(self, dict event):
-        """Fill the event's slots (borrowed: ``event`` must outlive the run)."""
-        cdef Py_ssize_t i
+    cdef int load(self, dict event) except -1:
+        """Fill the event's slots (borrowed: ``event`` must outlive the run).
+
+        One walk over the event's items, matching keys by address against
+        the (interned) field names: events built from literals, JSON or
+        msgpack with interned keys need no hash lookups at all. Fields not
+        met that way are looked up by value, so any dict works."""
+        cdef Py_ssize_t i, pos = 0
         cdef int32_t s
+        cdef PyObject* key
+        cdef PyObject* value
         cdef PyObject* item
+        self.generation += 1
+        self.has_bail = self.set_bail
+        while PyDict_Next(event, &pos, &key, &value):
+            s = self.field_slot(key)
+            if s >= 0:
+                load_field(<object>value, self.slot_kinds[s], &self.slots[s])
+                self.seen[s] = self.generation
+                self.has_bail |= self.slots[s].tag == T_BAIL
         for i in range(self.n_load):
             s = self.load_order[i]
+            if self.seen[s] == self.generation:
+                continue
             if self.slot_kinds[s] == K_EVENT:
                 self.slots[s].tag = T_MAP
                 self.slots[s].v.o = <PyObject*>event
                 continue
-            item = PyDict_GetItem(event, self.slot_names[s])
+            item = PyDict_GetItemWithError(event, self.slot_names[s])
             if item == NULL:
                 self.slots[s].tag = T_ERR       # missing field
             else:
                 load_field(<object>item, self.slot_kinds[s], &self.slots[s])
+                self.has_bail |= self.slots[s].tag == T_BAIL
+        return 0
+
+    cdef inline int32_t field_slot(self, PyObject* key) noexcept:
+        """The slot of the field whose name is the object ``key``, or -1."""
+        cdef size_t mask = self.key_table_size - 1
+        cdef size_t h = ((<size_t>key) >> 4) * <size_t>0x9E3779B97F4A7C15 >> 32
+        while True:
+            h &= mask
+            if self.key_table[h] == key:
+                return self.key_slots[h]
+            if self.key_table[h] == NULL:
+                return -1
+            h += 1
 
     cdef int run_rules(self, int64_t* score_out) except -1:
         """Run every rule over the loaded slots: set the matched and failed
         bits, return the action rank (score thresholds included)."""
         cdef Py_ssize_t i, r
         cdef int32_t* rd
+        cdef int32_t g
+        cdef Val* gv
         cdef Val out
         cdef int status
         cdef int64_t score = 0
@@ -920,12 +1087,21 @@ cdef class NativeRuleSet:
             self.matched[i] = 0
             self.failed[i] = 0
         for r in range(self.n_rules):
+            g = self.guard_kind[r]
+            if g != GUARD_NONE:
+                gv = &self.slots[self.guard_slot[r]]
+                if g == GUARD_STR:
+                    if gv.tag == T_STR and intern_id(gv, self.intern) != self.guard_id[r]:
+                        continue        # ``field == "x" && ...`` with field != "x": false
+                elif gv.tag == T_BOOL and gv.v.i == 0:
+                    continue            # ``flag && ...`` with flag false: false
             status = RUN_OK if self.codes[r].ops != NULL else RUN_BAIL
-            rd = self.reads[r]
-            while status == RUN_OK and rd[0] >= 0:
-                if self.slots[rd[0]].tag == T_BAIL:
-                    status = RUN_BAIL
-                rd += 1
+            if self.has_bail:
+                rd = self.reads[r]
+                while status == RUN_OK and rd[0] >= 0:
+                    if self.slots[rd[0]].tag == T_BAIL:
+                        status = RUN_BAIL
+                    rd += 1
             if status == RUN_OK:
                 status = run(&self.codes[r], self.slots, self.intern, &out)
             if status == RUN_OK and out.tag == T_BOOL:
@@ -943,6 +1119,29 @@ cdef class NativeRuleSet:
                 break
         score_out[0] = score
         return rank
+
+    def configure(self, actions, meta, fallback):
+        """What ``decide`` needs to build Decisions: the action names by rank,
+        the rule metadata, and ``fallback(event, matched, failed)``, called
+        when some rules must be decided on the reference path."""
+        self.actions = tuple(actions)
+        self.meta = meta
+        self.version = meta.version
+        self.fallback = fallback
+
+    def decide(self, event):
+        """Decide ``event`` (a dict, or any mapping) into a Decision."""
+        cdef int64_t score
+        cdef Py_ssize_t i
+        cdef dict ev = event if type(event) is dict else dict(event)
+        self.load(ev)
+        rank = self.run_rules(&score)
+        for i in range(self.n_words):
+            if self.failed[i]:
+                return self.fallback(ev, bits_to_int(self.matched, self.n_words),
+                                     bits_to_int(self.failed, self.n_words))
+        return new_decision(<str>self.actions[rank], score, bits_to_int(self.matched, self.n_words),
+                            self.meta, self.version)
 
     def run(self, dict event):
         """Decide ``event``: returns (action rank, score, matched mask, failed
@@ -980,3 +1179,68 @@ cdef object bits_to_int(uint64_t* words, Py_ssize_t n):
     for i in range(n - 1, -1, -1):
         result = (result << 64) | words[i]
     return result
+
+
+cdef class Decision:
+    """allow, review or block, with the score and the reasons (SPEC §2).
+
+    The native twin of ``fraudcore.decision.DecisionPy``: the rule set fills
+    its C fields directly, and ``rules``, ``reasons``, ``errors`` and
+    ``features`` are built only when read, so deciding an event creates this
+    one object on the common path.
+    """
+
+    def __init__(self, str action, score, matched, meta, errors=None, features=None):
+        self.action = action
+        self.score = score
+        self.matched = matched
+        self.meta = meta
+        self.version = meta.version
+        self._errors = errors
+        self._features = features
+
+    @property
+    def rules(self):
+        """Ids of the matched rules, in file order."""
+        return self.meta.select(self.meta.ids, self.matched)
+
+    @property
+    def reasons(self):
+        """The matched rules' reasons, in file order."""
+        return self.meta.select(self.meta.reasons, self.matched)
+
+    @property
+    def errors(self):
+        """[(rule_id, message)] for the rules that failed to evaluate."""
+        if self._errors is None:
+            self._errors = []
+        return self._errors
+
+    @property
+    def features(self):
+        """The counter values the matched rules read."""
+        if self._features is None:
+            self._features = {}
+        return self._features
+
+    def to_dict(self):
+        return self.meta.as_dict(self)
+
+    def __eq__(self, other):
+        return self.meta.equal(self, other)
+
+    def __hash__(self):
+        return hash((self.action, self.score, self.matched))
+
+    def __repr__(self):
+        return self.meta.describe(self)
+
+
+cdef inline Decision new_decision(str action, int64_t score, object matched, object meta, str version):
+    cdef Decision d = Decision.__new__(Decision)
+    d.action = action
+    d.score = score
+    d.matched = matched
+    d.meta = meta
+    d.version = version
+    return d

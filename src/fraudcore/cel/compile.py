@@ -10,6 +10,7 @@ reference interpreter instead, never with a silently different answer.
 from __future__ import annotations
 
 import re
+import sys
 import re._parser as _sre_parse  # the stdlib's regex parser: read-only use
 from array import array
 from dataclasses import dataclass, field
@@ -141,6 +142,9 @@ class Layout:
     def slot(self, name: str) -> int:
         i = self.index.get(name)
         if i is None:
+            # Interned, so looking a field up in an event dict whose keys are
+            # interned too (literals, msgspec/json keys) is a pointer compare.
+            name = sys.intern(name)
             i = self.index[name] = len(self.names)
             self.names.append(name)
         return i
@@ -158,6 +162,10 @@ class Bytecode:
     result_type: CelType
     reads: frozenset[str]
     native_blockers: list[str]
+    # A necessary condition the rule-set runner can test before running the
+    # program: (slot, constant) when the expression is ``slot == "constant"
+    # && ...`` (a string field), (slot, True) when it is ``flag && ...``.
+    guard: tuple[int, object] | None = None
 
     @property
     def native(self) -> bool:
@@ -194,9 +202,36 @@ def compile_expr(checked: Checked | None, expr: ast.Expr, layout: Layout, source
             result_type=result_type,
             reads=frozenset(c.reads),
             native_blockers=sorted(set(c.blockers)),
+            guard=_guard(checked, expr, layout),
         ),
         c.errors,
     )
+
+
+def _guard(checked: Checked | None, expr: ast.Expr, layout: Layout) -> tuple[int, object] | None:
+    """The leftmost conjunct of an ``&&`` chain, when it is a string field
+    compared to a string literal or a bool field alone. If it is false the
+    whole expression is false, whatever the other conjuncts (CEL's ``&&``
+    absorbs their errors), so a rule set may skip the program; if the field
+    is not a string (or bool) the program must run and report it."""
+    if checked is None:
+        return None
+    node = expr
+    while isinstance(node, ast.Call) and node.function == "_&&_":
+        node = node.args[0]
+    if isinstance(node, ast.Ident):
+        name = checked.references.get(id(node))
+        if name is not None and name not in layout.constants and checked.types[id(node)].kind == "bool":
+            return layout.slot(name), True
+        return None
+    if isinstance(node, ast.Call) and node.function == "_==_" and node.target is None:
+        left, right = node.args
+        if isinstance(left, ast.Literal):
+            left, right = right, left
+        name = checked.references.get(id(left)) if isinstance(left, ast.Ident) else None
+        if name is not None and name not in layout.constants and isinstance(right, ast.Literal) and right.kind == "string":
+            return layout.slot(name), right.value
+    return None
 
 
 class _Compiler:

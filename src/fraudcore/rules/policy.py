@@ -137,8 +137,15 @@ class Policy:
                 [r.score for r in rules],
                 self.thresholds,
             )
+            self._native.configure(self.actions, self.meta, self._fallback)
+            # The whole native path is one C call: no Python frame in between.
+            self.decide = self._native.decide  # type: ignore[method-assign]
 
     def _slot_kind(self, name: str) -> int:
+        """How the native rule set fills a slot; fields no rule reads are
+        never loaded (K_SET with nobody setting them: they stay errors)."""
+        if name not in self.reads:
+            return _K_SET
         if name == "event":
             return _K_EVENT
         if name in self.field_types:
@@ -160,15 +167,13 @@ class Policy:
 
     # -- deciding
     def decide(self, event: Mapping[str, Any]) -> Decision:
-        if self._native is None:
-            return self.decide_reference(event)
-        if type(event) is not dict:
-            event = dict(event)
-        rank, score, matched, failed = self._native.run(event)
-        if not failed:
-            return Decision(self.actions[rank], score, matched, self.meta)
-        # Some rules errored or left the VM's domain: the reference path
-        # decides those, and words the errors.
+        """Decide ``event``. With the native VM this method is replaced, per
+        instance, by the rule set's own ``decide``."""
+        return self.decide_reference(event)
+
+    def _fallback(self, event: dict[str, Any], matched: int, failed: int) -> Decision:
+        """Some rules errored or left the VM's domain: the reference path
+        decides those, and words the errors."""
         return self._decide_on_reference(event, failed, matched)
 
     def decide_reference(self, event: Mapping[str, Any]) -> Decision:

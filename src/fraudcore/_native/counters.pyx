@@ -1,0 +1,1088 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The native velocity-counter store: sliding-window aggregates in one region.
+
+Semantics
+---------
+A counter aggregates events by key over a sliding window of event time kept
+in buckets of ``resolution_ms`` (default: window / 60). A key's entry holds a
+ring of ``N = ceil(window / resolution) + 1`` buckets; a read at time ``t``
+(bucket ``bt = t // resolution``) combines buckets ``bt - N + 1 .. bt``. So
+the value includes EVERY event of ``(t - window, t]`` and possibly events up
+to one bucket older (``> t - window - resolution``), or later in ``t``'s own
+bucket (``< (bt + 1) * resolution``). If the resolution does not divide the
+window, the window is first rounded up to whole buckets (so choose one that
+divides it: then the excess is at most one bucket). This holds for reads at or after the
+key's newest event, which is how the engine reads (an event is counted, then
+read); a read further in the past only sees the buckets still retained.
+
+* count, distinct read as a count; sum as the sum (0.0 when empty); min, max,
+  avg as NaN when the window is empty (the caller maps it).
+* An event whose bucket is older than the key's newest bucket minus the ring
+  (``b <= newest_b - N``) cannot appear in any later read: it is not counted
+  (stats ``too_old``). Out-of-order events inside the window count.
+* An event more than ``max_future_ms`` (default 24 h) after the region's
+  high-water mark (the largest event time counted so far, shared by all
+  counters and processes) is not counted (stats ``future_skipped``). The first
+  event sets the mark. ``max_future_ms=None`` disables the check.
+* sum/min/max/avg ignore a non-finite value (NaN, inf): not counted, stats
+  ``nan_skipped``. count and distinct ignore the value.
+* distinct is exact while a key has at most 16 live items (an exact set),
+  then a sliding HyperLogLog sketch (p = 12: 4096 registers, standard error
+  1.04 / sqrt(4096) = 1.6 %) from a fixed pool of ``sketches`` per counter.
+  When the pool is exhausted a key keeps only its exact set (its value
+  saturates near 16) and each uncounted sighting is counted in stats
+  ``sketch_pool_full``.
+
+Memory
+------
+One region: a header, then per counter an open-addressed table of
+``capacity`` entries (rounded up to a power of two), then for distinct
+counters the sketch pool. With ``path`` it is a file mapped MAP_SHARED, so
+every process mapping the same file shares the counters; otherwise anonymous
+private memory. Pages are zero-filled by the kernel on first touch, so a
+table of millions of keys is created instantly and costs memory as it fills.
+
+Bytes per key: 32 + 16 * N (count/sum/min/max/avg; N = 61 by default: 1008),
+32 + 16 * 16 = 288 (distinct, plus 393,216 bytes per sketch in the pool).
+
+Concurrency: lock-free; see atomics.h and the comments on each step below.
+"""
+
+import json
+import os
+import struct
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.math cimport isfinite, log, sqrt, NAN, INFINITY
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, INT64_MAX
+from libc.string cimport memset, memcpy
+from libc.stdlib cimport calloc, free
+from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from fraudcore.errors import StateError
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
+    long long PyLong_AsLongLongAndOverflow(object, int*) except? -1
+    bint PyLong_Check(object)
+    bint PyBool_Check(object)
+    bint PyFloat_Check(object)
+    bint PyUnicode_Check(object)
+    bint PyBytes_Check(object)
+    double PyFloat_AS_DOUBLE(object)
+
+cdef extern from *:
+    """
+    #include <sched.h>
+    static inline int fc_clz64(uint64_t x) { return __builtin_clzll(x); }
+    static inline double fc_bits_to_double(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
+    static inline uint64_t fc_double_to_bits(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
+    """
+    int fc_clz64(uint64_t x) nogil
+    double fc_bits_to_double(uint64_t u) nogil
+    uint64_t fc_double_to_bits(double d) nogil
+    int sched_yield() nogil
+
+# ---------------------------------------------------------------- layout ----
+# Region: [header][table 0][sketch pool 0]...[table k]..., each part starting
+# on a 4096-byte boundary. All integers native-endian (little-endian hosts).
+#
+# Header (HEADER_FIXED bytes, then one DESC_SIZE descriptor per counter, then
+# the counter definitions as JSON text, to explain a mismatch):
+#   0  magic "FCSTORE1"        8  u32 layout version   12 u32 counters
+#   16 u64 digest a            24 u64 digest b         (of the JSON text)
+#   32 u64 total size          40 u64 header size
+#   48 i64 high-water mark of event time (atomic max; 0 = none yet)
+#   56 u32 JSON length         60..127 reserved
+# Descriptor:
+#   0 u64 table offset   8 u64 capacity   16 u64 entry size   24 u32 buckets N
+#   28 u32 agg   32 i64 window ms   40 i64 resolution ms   48 u64 pool offset
+#   56 u32 sketches in pool   64.. N_STATS u64 statistics (atomic adds)
+# Entry: EntryHead (32 bytes) then N Buckets (16 bytes) or 16 Items (16 bytes).
+# Sketch: HLL_M registers x HLL_R u32 stamps (the newest bucket stamp at which
+# an item of that register and rank was seen).
+
+cdef enum:
+    PAGE = 4096
+    HEADER_FIXED = 128
+    DESC_SIZE = 192
+    HEAD = 32
+    PROBE = 16             # slots examined per key: the eviction neighbourhood
+    K_ITEMS = 16           # exact distinct items per key
+    HLL_P = 12
+    HLL_M = 4096
+    HLL_R = 24             # ranks kept per register; higher ranks count as 24
+    SKETCH_SIZE = 4096 * 24 * 4
+    MAX_BUCKETS = 65537
+    TAKEOVER_NS = 100000000  # a reserved slot older than this is finished by its next writer
+
+MAGIC = b"FCSTORE1"
+LAYOUT_VERSION = 1
+SKETCH_BYTES = SKETCH_SIZE
+AGGS = ("count", "sum", "min", "max", "avg", "distinct")
+STAT_NAMES = ("keys_claimed", "evictions", "too_old", "future_skipped", "nan_skipped",
+              "sketch_allocations", "sketch_pool_full", "dropped", "takeovers")
+
+# Forced key bits: hi's top bit makes a key never (0, 0) (the empty slot) and
+# keeps hi nonzero when its bottom bit is cleared; a clear bottom bit marks a
+# slot reserved by an evictor for that key (see find_entry).
+cdef uint64_t KEY_BITS = (<uint64_t>1 << 63) | 1
+cdef uint64_t SEED_HI = 0x9E3779B97F4A7C15
+cdef uint64_t SEED_LO = 0xD1B54A32D192ED03
+cdef uint64_t SEED_ITEM = 0x8CB92BA72F3D8DD7
+
+cdef enum:
+    TAG_NONE = 1
+    TAG_BOOL = 2
+    TAG_INT = 3
+    TAG_BIGINT = 4
+    TAG_FLOAT = 5
+    TAG_STR = 6
+    TAG_BYTES = 7
+
+
+# ------------------------------------------------------------ hashing -------
+
+cdef uint64_t hash_bytes(const char* data, Py_ssize_t length, uint64_t seed) noexcept nogil:
+    """fc_hash of a buffer: what the engine calls on a str's UTF-8 bytes."""
+    return fc_hash(data, <size_t>length, seed)
+
+
+cdef int part_hash(object part, uint64_t seed, uint64_t* out) except -1:
+    """The hash of one key part, typed: "1", 1, 1.0, True and b"1" differ."""
+    cdef const char* buf
+    cdef Py_ssize_t n
+    cdef long long i
+    cdef int overflow = 0
+    cdef double d
+    cdef uint8_t tmp[8]
+    if PyUnicode_Check(part):
+        try:
+            buf = PyUnicode_AsUTF8AndSize(part, &n)
+        except UnicodeEncodeError:   # lone surrogates: hash their escaped form
+            data = (<str>part).encode("utf-8", "surrogatepass")
+            out[0] = fc_hash(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), seed ^ TAG_STR)
+            return 0
+        out[0] = fc_hash(buf, <size_t>n, seed ^ TAG_STR)
+    elif PyBool_Check(part):
+        i = 1 if part else 0
+        memcpy(tmp, &i, 8)
+        out[0] = fc_hash(tmp, 8, seed ^ TAG_BOOL)
+    elif PyLong_Check(part):
+        i = PyLong_AsLongLongAndOverflow(part, &overflow)
+        if overflow:
+            data = str(part).encode()
+            out[0] = fc_hash(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), seed ^ TAG_BIGINT)
+        else:
+            memcpy(tmp, &i, 8)
+            out[0] = fc_hash(tmp, 8, seed ^ TAG_INT)
+    elif PyFloat_Check(part):
+        d = PyFloat_AS_DOUBLE(part)
+        if d == 0.0:
+            d = 0.0          # -0.0 and 0.0 are one key
+        elif d != d:
+            d = NAN          # one NaN
+        memcpy(tmp, &d, 8)
+        out[0] = fc_hash(tmp, 8, seed ^ TAG_FLOAT)
+    elif PyBytes_Check(part):
+        out[0] = fc_hash(PyBytes_AS_STRING(part), PyBytes_GET_SIZE(part), seed ^ TAG_BYTES)
+    elif part is None:
+        out[0] = fc_hash(NULL, 0, seed ^ TAG_NONE)
+    elif isinstance(part, (bytearray, memoryview)):
+        data = bytes(part)
+        out[0] = fc_hash(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), seed ^ TAG_BYTES)
+    else:
+        raise TypeError(f"a counter key part must be str, int, float, bool, bytes or None, got {type(part).__name__}")
+    return 0
+
+
+cdef int fingerprint(object key, uint64_t* hi, uint64_t* lo) except -1:
+    cdef uint64_t h
+    cdef uint64_t a
+    cdef uint64_t b
+    parts = key if type(key) is tuple else (key,)
+    a = SEED_HI ^ <uint64_t>len(parts)
+    b = SEED_LO ^ <uint64_t>len(parts)
+    for part in parts:
+        part_hash(part, SEED_HI, &h)
+        a = fc_combine(a, h)
+        part_hash(part, SEED_LO, &h)
+        b = fc_combine(b, h)
+    hi[0] = a
+    lo[0] = b
+    return 0
+
+
+def key_hash(key):
+    """The 128-bit fingerprint ``(hi, lo)`` of a key: a tuple of str, int,
+    float, bool, bytes or None values (a single value is a 1-tuple).
+
+    The same in every process and run. Two distinct keys share a fingerprint
+    with odds ~2^-128 per pair (one in 10^21 for a billion keys)."""
+    cdef uint64_t hi, lo
+    fingerprint(key, &hi, &lo)
+    return hi, lo
+
+
+def item_hash(value):
+    """The 64-bit hash of a distinct item (a str, int, float, bool, bytes or None)."""
+    cdef uint64_t h
+    part_hash(value, SEED_ITEM, &h)
+    return h
+
+
+# --------------------------------------------------------- small helpers ----
+
+cdef inline int64_t floordiv(int64_t a, int64_t b) noexcept nogil:
+    cdef int64_t q = a / b
+    if a % b != 0 and a < 0:
+        q -= 1
+    return q
+
+
+cdef inline uint64_t ring_slot(int64_t b, uint32_t n) noexcept nogil:
+    cdef int64_t r = b % <int64_t>n
+    if r < 0:
+        r += n
+    return <uint64_t>r
+
+
+cdef inline uint32_t item_stamp(int64_t b) noexcept nogil:
+    # Items and sketch registers need 0 to mean "never": bucket numbers that
+    # are 0 mod 2^32 are stored as 1, i.e. seen one bucket later, which stays
+    # within the documented one-bucket bound. (Buckets use count == 0 instead.)
+    cdef uint32_t s = <uint32_t><uint64_t>b
+    return s if s != 0 else 1
+
+
+cdef inline EntryHead* entry_at(Counter* c, uint64_t i) noexcept nogil:
+    return <EntryHead*>(c.table + i * c.entry_size)
+
+
+cdef inline int64_t now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline void reset_entry(Counter* c, EntryHead* e) noexcept nogil:
+    """Clear an entry's data. Called only while the slot is reserved (its key
+    matches no writer's key), so no writer of the new key can be adding.
+    A writer of the OLD key that found the slot just before the eviction may
+    still land one update after this clear; that is the documented eviction
+    race (the victim is the stalest key of its neighbourhood, so it is by
+    construction not being updated now). Plain stores: the publishing CAS
+    after it is a full barrier, so whoever sees the new key sees zeros."""
+    memset(<char*>e + HEAD, 0, c.entry_size - HEAD)
+    cdef uint32_t sk = fc_load32(&e.sketch)
+    if sk != 0 and sk <= c.n_sketches:
+        memset(c.sketches + <size_t>(sk - 1) * SKETCH_SIZE, 0, SKETCH_SIZE)
+    fc_store_i64(&e.last_ms, 0)
+
+
+cdef EntryHead* await_publish(Counter* c, EntryHead* e, uint64_t hi, uint64_t lo) noexcept nogil:
+    """Our key is reserved in slot e by an evictor that is clearing it. Wait
+    for it to publish; if it does not within TAKEOVER_NS (it was killed, or
+    is descheduled for that long), clear and publish ourselves. Returns e, or
+    NULL when the slot went to another key meanwhile (the caller rescans)."""
+    cdef fc_pair k, mine, reserved, seen
+    cdef int64_t start = 0
+    cdef int spins = 0
+    mine.a = hi
+    mine.b = lo
+    reserved.a = hi & ~(<uint64_t>1)
+    reserved.b = lo
+    while True:
+        k = fc_read_pair(&e.hi)
+        if k.a == hi and k.b == lo:
+            return e
+        if k.a != reserved.a or k.b != lo:
+            return NULL
+        spins += 1
+        if spins < 64:
+            continue
+        sched_yield()
+        if start == 0:
+            start = now_ns()
+        elif now_ns() - start > TAKEOVER_NS:
+            reset_entry(c, e)
+            if fc_cas128(&e.hi, reserved, mine, &seen):
+                fc_add64(&c.stats[ST_TAKEOVERS], 1)
+            # else: the evictor published meanwhile; loop and see
+
+
+cdef EntryHead* find_entry(Counter* c, uint64_t hi, uint64_t lo, bint claim) noexcept nogil:
+    """The entry of key (hi, lo) (hi with KEY_BITS set), or NULL.
+
+    Linear probing over PROBE slots from lo & mask. Slots are never emptied
+    (eviction replaces a key in place), so a key, if present, sits before the
+    first empty slot of its neighbourhood and a reader may stop there.
+
+    With ``claim``, a missing key takes the first empty slot: one 16-byte CAS
+    from (0, 0) publishes the whole key at once, so no process ever sees half
+    a key, and two processes inserting the same key agree (the loser's CAS
+    returns the winner's key, which is the same). A full neighbourhood evicts
+    its stalest entry (smallest last_ms):
+      1. CAS its key to our key with bit 0 clear ("reserved": matches nobody);
+      2. clear its buckets / items / sketch (reset_entry);
+      3. CAS the reserved key to our key (publish), count the eviction.
+    A SIGKILL between 1 and 3 leaves a reserved slot, which the next writer of
+    that key finishes (await_publish); every other slot is untouched.
+    Remaining race: two processes inserting the same new key into the same
+    full neighbourhood pick the same victim (one CAS loses and rescans), so a
+    duplicate needs their scans to disagree on the stalest entry."""
+    cdef uint64_t start = lo & c.mask
+    cdef fc_pair k, seen, mine, empty, reserved, victim_key
+    cdef EntryHead* e
+    cdef EntryHead* victim
+    cdef EntryHead* got
+    cdef int64_t lm, best
+    cdef int attempt, i
+    mine.a = hi
+    mine.b = lo
+    empty.a = 0
+    empty.b = 0
+    reserved.a = hi & ~(<uint64_t>1)
+    reserved.b = lo
+    victim_key.a = 0
+    victim_key.b = 0
+    for attempt in range(8):
+        victim = NULL
+        best = INT64_MAX
+        for i in range(PROBE):
+            e = entry_at(c, (start + <uint64_t>i) & c.mask)
+            k = fc_read_pair(&e.hi)
+            if k.a == 0:
+                if not claim:
+                    return NULL
+                if fc_cas128(&e.hi, empty, mine, &seen):
+                    fc_add64(&c.stats[ST_KEYS], 1)
+                    return e
+                k = seen      # another process claimed it first: whose key?
+            if k.a == hi and k.b == lo:
+                return e
+            if k.a == reserved.a and k.b == lo:
+                if not claim:
+                    return NULL   # being (re)initialised for this key: empty for now
+                got = await_publish(c, e, hi, lo)
+                if got != NULL:
+                    return got
+                break             # the slot changed hands: rescan
+            if (k.a & 1) == 0:
+                continue          # reserved for another key: not a victim
+            lm = fc_load_i64(&e.last_ms)
+            if lm < best:
+                best = lm
+                victim = e
+                victim_key = k
+        else:
+            if not claim:
+                return NULL
+            if victim == NULL:
+                continue
+            if fc_cas128(&victim.hi, victim_key, reserved, &seen):
+                reset_entry(c, victim)
+                fc_cas128(&victim.hi, reserved, mine, &seen)   # fails only after a takeover, which published it
+                fc_add64(&c.stats[ST_EVICTIONS], 1)
+                return victim
+            # the victim changed meanwhile (updated key, other evictor): rescan
+    return NULL
+
+
+# ---------------------------------------------------------- the updates -----
+
+cdef inline double combine(int32_t agg, double acc, double v) noexcept nogil:
+    if agg == AGG_MIN:
+        return v if v < acc else acc
+    if agg == AGG_MAX:
+        return v if v > acc else acc
+    if agg == AGG_COUNT:
+        return 0.0
+    return acc + v
+
+
+cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogil:
+    """Add one event to bucket b's slot with one 16-byte CAS. Returns 1 when
+    the slot already holds a newer lap (the event is too old), else 0.
+
+    The loop's guess may be torn; then the CAS fails and returns the true
+    value (fc_cas128's *seen), so each retry means another writer succeeded:
+    lock-free, and no concurrent update is lost."""
+    cdef Bucket* bk = <Bucket*>(<char*>e + HEAD) + ring_slot(b, c.n_buckets)
+    cdef uint32_t s = <uint32_t><uint64_t>b
+    cdef fc_pair cur = fc_peek_pair(bk)
+    cdef fc_pair nxt
+    cdef uint32_t cs, cc
+    cdef double aux
+    if c.agg == AGG_COUNT:
+        v = 0.0
+    while True:
+        cs = <uint32_t>cur.a
+        cc = <uint32_t>(cur.a >> 32)
+        if cc != 0 and cs == s:
+            if cc != <uint32_t>0xFFFFFFFFU:
+                cc += 1
+            aux = combine(c.agg, fc_bits_to_double(cur.b), v)
+        elif cc == 0 or <int32_t>(cs - s) < 0:
+            cs = s            # empty, or an older lap of the ring: start this bucket
+            cc = 1
+            aux = v
+        else:
+            return 1
+        nxt.a = <uint64_t>cs | (<uint64_t>cc << 32)
+        nxt.b = fc_double_to_bits(aux)
+        if fc_cas128(bk, cur, nxt, &cur):
+            return 0
+
+
+cdef inline void sketch_add(Counter* c, uint32_t sk, uint64_t h, uint32_t s) noexcept nogil:
+    """Register = top HLL_P bits; rank = 1 + leading zeros of the rest (a
+    guard bit bounds it), capped at HLL_R; record stamp s as that rank's
+    newest sighting (atomic serial max)."""
+    cdef uint32_t* regs = <uint32_t*>(c.sketches + <size_t>(sk - 1) * SKETCH_SIZE)
+    cdef uint64_t j = h >> (64 - HLL_P)
+    cdef uint64_t w = (h << HLL_P) | (<uint64_t>1 << (HLL_P - 1))
+    cdef int rank = fc_clz64(w) + 1
+    cdef uint32_t* p
+    if rank > HLL_R:
+        rank = HLL_R
+    p = &regs[j * HLL_R + <uint64_t>(rank - 1)]
+    fc_max_u32_serial(p, s)
+
+
+cdef inline fc_pair snapshot(void* p) noexcept nogil:
+    # An atomic 16-byte read: CAS (0,0) -> (0,0) either fails and returns the
+    # current value, or succeeds and changes nothing. Costs a locked write;
+    # used only on the rare path (migration to a sketch).
+    cdef fc_pair z, seen
+    z.a = 0
+    z.b = 0
+    fc_cas128(p, z, z, &seen)
+    return seen
+
+
+cdef uint32_t attach_sketch(Counter* c, EntryHead* e) noexcept nogil:
+    """Give entry e a sketch from the pool and copy its exact items into it.
+    Returns the entry's sketch (1-based), or 0 when the pool is exhausted.
+
+    No concurrent insert is lost: an item writer CASes the exact set, then
+    loads e.sketch; this function CASes e.sketch, then reads the exact set.
+    Both CASes are full barriers, so either the writer sees the sketch (and
+    adds its item itself) or this migration sees the writer's item."""
+    cdef uint64_t idx
+    cdef uint32_t sk
+    cdef Item* items = <Item*>(<char*>e + HEAD)
+    cdef fc_pair it
+    cdef int k
+    if fc_load64(&c.stats[ST_SKETCHES]) >= c.n_sketches:
+        return fc_load32(&e.sketch)
+    idx = fc_add64(&c.stats[ST_SKETCHES], 1)
+    if idx >= c.n_sketches:
+        return fc_load32(&e.sketch)
+    if not fc_cas32(&e.sketch, 0, <uint32_t>(idx + 1)):
+        return fc_load32(&e.sketch)   # another process attached one: ours stays unused
+    sk = <uint32_t>(idx + 1)
+    for k in range(K_ITEMS):
+        it = snapshot(&items[k])
+        if it.a != 0:
+            sketch_add(c, sk, it.a, <uint32_t>it.b)
+    return sk
+
+
+cdef int distinct_add(Counter* c, EntryHead* e, int64_t b, uint64_t item) noexcept nogil:
+    """Record one sighting of an item. Each exact slot {item, stamp} changes
+    only by 16-byte CAS, so an item and its stamp always go together."""
+    cdef uint64_t h = fc_fmix64(item)
+    cdef uint32_t s = item_stamp(b)
+    cdef Item* items = <Item*>(<char*>e + HEAD)
+    cdef fc_pair cur, nxt
+    cdef bint placed = False
+    cdef int k, step
+    cdef uint32_t sk
+    if h == 0:
+        h = <uint64_t>0x9E3779B97F4A7C15ULL   # 0 marks an empty slot
+    nxt.a = h
+    nxt.b = s
+    # Pass 0 refreshes h where it already is; pass 1 takes an empty slot or
+    # one whose item left the window (relative to this event).
+    for step in range(2):
+        for k in range(K_ITEMS):
+            cur = fc_peek_pair(&items[k])
+            while True:
+                if cur.a == h:
+                    if <int32_t>(<uint32_t>cur.b - s) >= 0 or fc_cas128(&items[k], cur, nxt, &cur):
+                        placed = True
+                        break
+                elif step == 1 and (cur.a == 0 or <int32_t>(s - <uint32_t>cur.b) >= <int32_t>c.n_buckets):
+                    if fc_cas128(&items[k], cur, nxt, &cur):
+                        placed = True
+                        break
+                else:
+                    break
+            if placed:
+                break
+        if placed:
+            break
+    sk = fc_load32(&e.sketch)
+    if sk == 0 and not placed:
+        sk = attach_sketch(c, e)
+        if sk == 0:
+            fc_add64(&c.stats[ST_SKETCH_FULL], 1)
+            return 0
+    if sk != 0:
+        sketch_add(c, sk, h, s)
+    return 0
+
+
+cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t hi, uint64_t lo,
+                        int64_t ts, double value, uint64_t item) noexcept nogil:
+    """Count one event. Returns 0 when counted, 1 when skipped (see stats)."""
+    cdef int64_t mark, lm, b
+    cdef EntryHead* e
+    mark = fc_load_i64(hwm)
+    if ts > mark:
+        if mark != 0 and max_future >= 0 and <uint64_t>ts - <uint64_t>mark > <uint64_t>max_future:
+            fc_add64(&c.stats[ST_FUTURE], 1)
+            return 1
+        fc_max_i64(hwm, ts)
+    if c.agg != AGG_COUNT and c.agg != AGG_DISTINCT and not isfinite(value):
+        fc_add64(&c.stats[ST_NAN], 1)
+        return 1
+    e = find_entry(c, hi | KEY_BITS, lo, 1)
+    if e == NULL:
+        fc_add64(&c.stats[ST_DROPPED], 1)
+        return 1
+    b = floordiv(ts, c.res_ms)
+    lm = fc_load_i64(&e.last_ms)
+    if lm != 0:
+        if b <= floordiv(lm, c.res_ms) - <int64_t>c.n_buckets:
+            fc_add64(&c.stats[ST_TOO_OLD], 1)
+            return 1
+        if ts > lm:
+            fc_max_i64(&e.last_ms, ts)
+    else:
+        fc_max_i64(&e.last_ms, ts)
+    if c.agg == AGG_DISTINCT:
+        return distinct_add(c, e, b, item)
+    if bucket_add(c, e, b, value):
+        fc_add64(&c.stats[ST_TOO_OLD], 1)
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------- the reads ----
+
+cdef double tau(double x) noexcept nogil:
+    cdef double y = 1.0, z, zp
+    if x == 0.0 or x == 1.0:
+        return 0.0
+    z = 1.0 - x
+    while True:
+        x = sqrt(x)
+        zp = z
+        y *= 0.5
+        z -= (1.0 - x) * (1.0 - x) * y
+        if zp == z:
+            return z / 3.0
+
+
+cdef double sigma(double x) noexcept nogil:
+    cdef double y = 1.0, z, zp
+    if x == 1.0:
+        return INFINITY
+    z = x
+    while True:
+        x *= x
+        zp = z
+        z += x * y
+        y += y
+        if zp == z:
+            return z
+
+
+cdef double hll_estimate(Counter* c, uint32_t sk, uint32_t sbt) noexcept nogil:
+    """Cardinality of the items seen in the window ending at stamp sbt.
+
+    A register's value is its largest rank whose newest sighting is inside
+    the window. The estimate is Ertl's improved raw estimator ("New
+    cardinality estimation algorithms for HyperLogLog sketches", 2017,
+    algorithm 6) with q = HLL_R - 1: unbiased from 0 to ~10^9 items without
+    empirical correction tables, standard error ~1.04 / sqrt(4096)."""
+    cdef uint32_t* regs = <uint32_t*>(c.sketches + <size_t>(sk - 1) * SKETCH_SIZE)
+    cdef uint32_t* row
+    cdef uint32_t st
+    cdef int hist[HLL_R + 1]
+    cdef int j, r
+    cdef double z, m = HLL_M
+    for r in range(HLL_R + 1):
+        hist[r] = 0
+    for j in range(HLL_M):
+        row = regs + j * HLL_R
+        r = HLL_R
+        while r > 0:
+            st = fc_load32(&row[r - 1])
+            if st != 0 and <uint32_t>(sbt - st) < c.n_buckets:
+                break
+            r -= 1
+        hist[r] += 1
+    if hist[0] == HLL_M:
+        return 0.0
+    z = m * tau(1.0 - hist[HLL_R] / m)
+    for r in range(HLL_R - 1, 0, -1):
+        z = 0.5 * (z + hist[r])
+    z += m * sigma(hist[0] / m)
+    return 0.7213475204444817 * m * m / z
+
+
+cdef double empty_value(int32_t agg) noexcept nogil:
+    if agg == AGG_MIN or agg == AGG_MAX or agg == AGG_AVG:
+        return NAN
+    return 0.0
+
+
+cdef double read_counter(Counter* c, uint64_t hi, uint64_t lo, int64_t at) noexcept nogil:
+    """The counter's value for key (hi, lo) at time ``at`` (see the module
+    docstring for the bound). Never torn: each bucket is read with
+    fc_read_pair; if the key is evicted during the read, the read reports an
+    empty window rather than a mix of two keys."""
+    cdef EntryHead* e
+    cdef int64_t bt
+    cdef uint32_t sbt, cs, cc, n = c.n_buckets, sk
+    cdef uint64_t count = 0
+    cdef double acc, v, est
+    cdef Bucket* bk
+    cdef Item* items
+    cdef fc_pair p, k
+    cdef uint32_t i
+    cdef int32_t agg = c.agg
+    hi |= KEY_BITS
+    e = find_entry(c, hi, lo, 0)
+    if e == NULL:
+        return empty_value(agg)
+    bt = floordiv(at, c.res_ms)
+    sbt = <uint32_t><uint64_t>bt
+    if agg == AGG_DISTINCT:
+        items = <Item*>(<char*>e + HEAD)
+        for i in range(K_ITEMS):
+            p = fc_peek_pair(&items[i])   # a torn item/stamp pair still counts one live item
+            if p.a != 0 and <uint32_t>(sbt - <uint32_t>p.b) < n:
+                count += 1
+        acc = <double>count
+        sk = fc_load32(&e.sketch)
+        if sk != 0 and sk <= c.n_sketches:
+            est = hll_estimate(c, sk, sbt)
+            est = <double>(<int64_t>(est + 0.5))
+            if est > acc:
+                acc = est
+    else:
+        bk = <Bucket*>(<char*>e + HEAD)
+        acc = 0.0 if agg == AGG_SUM or agg == AGG_AVG else NAN
+        for i in range(n):
+            p = fc_read_pair(&bk[i])
+            cc = <uint32_t>(p.a >> 32)
+            cs = <uint32_t>p.a
+            if cc == 0 or <uint32_t>(sbt - cs) >= n:
+                continue
+            count += cc
+            v = fc_bits_to_double(p.b)
+            if agg == AGG_MIN:
+                if not (v >= acc):
+                    acc = v
+            elif agg == AGG_MAX:
+                if not (v <= acc):
+                    acc = v
+            else:
+                acc += v
+        if agg == AGG_COUNT:
+            acc = <double>count
+        elif agg == AGG_AVG:
+            acc = acc / <double>count if count else NAN
+    k = fc_read_pair(&e.hi)
+    if k.a != hi or k.b != lo:
+        return empty_value(agg)
+    return acc
+
+
+# ----------------------------------------------------------- the region -----
+
+cdef size_t align_up(size_t x, size_t a):
+    return (x + a - 1) & ~(a - 1)
+
+
+def _canonical(specs, capacities, sketches):
+    return json.dumps({
+        "counters": [
+            {"name": name, "agg": agg, "window_ms": w, "resolution_ms": r, "capacity": cap}
+            for (name, agg, w, r), cap in zip(specs, capacities)
+        ],
+        "sketches": sketches,
+    }, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _differences(old: dict, new: dict) -> list:
+    out = []
+    oc = {c["name"]: c for c in old.get("counters", [])}
+    nc = {c["name"]: c for c in new["counters"]}
+    for name, c in nc.items():
+        if name not in oc:
+            out.append(f"counter {name!r} is not in the file")
+            continue
+        for field in ("agg", "window_ms", "resolution_ms", "capacity"):
+            if oc[name].get(field) != c[field]:
+                out.append(f"counter {name!r}: {field} is {oc[name].get(field)!r} in the file, {c[field]!r} requested")
+    for name in oc:
+        if name not in nc:
+            out.append(f"counter {name!r} is in the file but not requested")
+    if [c["name"] for c in old.get("counters", [])] != [c["name"] for c in new["counters"]] and not out:
+        out.append("the counters are in another order")
+    if old.get("sketches") != new["sketches"]:
+        out.append(f"sketches is {old.get('sketches')!r} in the file, {new['sketches']!r} requested")
+    return out or ["the definitions digest differs"]
+
+
+cdef class CounterStore:
+    """Sliding-window counters in one region of memory (see the module doc).
+
+    ``specs``: a sequence of ``(name, agg, window_ms, resolution_ms)``; agg in
+    count, sum, min, max, avg, distinct. ``capacity``: keys per counter (one
+    int, or one per counter), rounded up to a power of two. ``sketches``:
+    HyperLogLog sketches per distinct counter. ``path``: a file to share the
+    region through (created if missing, validated if present; ``create=False``
+    requires it to exist); None for private memory. ``max_future_ms``: how far
+    past the high-water mark an event may be and still count (None: any).
+    """
+
+    def __cinit__(self):
+        self.base = NULL
+        self.counters = NULL
+        self.size = 0
+
+    def __init__(self, specs, *, path=None, capacity=65536, sketches=16, create=True,
+                 max_future_ms=86_400_000):
+        cdef int i
+        specs = [tuple(s) for s in specs]
+        if not specs:
+            raise ValueError("a counter store needs at least one counter")
+        names = []
+        for s in specs:
+            if len(s) != 4:
+                raise ValueError(f"a counter spec is (name, agg, window_ms, resolution_ms), got {s!r}")
+            name, agg, w, r = s
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"counter name must be a non-empty str, got {name!r}")
+            if name in names:
+                raise ValueError(f"duplicate counter {name!r}")
+            names.append(name)
+            if agg not in AGGS:
+                raise ValueError(f"counter {name!r}: agg must be one of {', '.join(AGGS)}, got {agg!r}")
+            if type(w) is not int or type(r) is not int or w < 1 or r < 1 or r > w:
+                raise ValueError(f"counter {name!r}: need integer 1 <= resolution_ms <= window_ms, got {w!r}, {r!r}")
+            if -(-w // r) + 1 > MAX_BUCKETS:
+                raise ValueError(f"counter {name!r}: window / resolution is {-(-w // r)} buckets, at most {MAX_BUCKETS - 1}")
+        if isinstance(capacity, int):
+            caps = [capacity] * len(specs)
+        else:
+            caps = list(capacity)
+            if len(caps) != len(specs):
+                raise ValueError(f"capacity has {len(caps)} values for {len(specs)} counters")
+        caps = [1 << max(int(c) - 1, 0).bit_length() for c in caps if _check_cap(c)]
+        if type(sketches) is not int or sketches < 0 or sketches > 1 << 20:
+            raise ValueError(f"sketches must be an int in [0, 2^20], got {sketches!r}")
+        if max_future_ms is not None and (type(max_future_ms) is not int or max_future_ms < 0):
+            raise ValueError(f"max_future_ms must be a non-negative int or None, got {max_future_ms!r}")
+        self.max_future_ms = -1 if max_future_ms is None else max_future_ms
+        self._names = tuple(names)
+        self._aggs = tuple(s[1] for s in specs)
+        self._index = {n: i for i, n in enumerate(names)}
+        self._path = None if path is None else os.fspath(path)
+
+        # Layout: computed identically by every process from the specs.
+        text = _canonical(specs, caps, sketches)
+        header_size = align_up(HEADER_FIXED + DESC_SIZE * len(specs) + len(text), PAGE)
+        descs = []
+        off = header_size
+        for (name, agg, w, r), cap in zip(specs, caps):
+            nb = -(-w // r) + 1
+            a = AGGS.index(agg)
+            esize = HEAD + 16 * (K_ITEMS if a == AGG_DISTINCT else nb)
+            table = off
+            off = align_up(off + cap * esize, PAGE)
+            pool = off
+            ns = sketches if a == AGG_DISTINCT else 0
+            off = align_up(off + ns * SKETCH_BYTES, PAGE)
+            descs.append((table, cap, esize, nb, a, w, r, pool, ns))
+        total = off
+        da = fc_hash(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), 1)
+        db = fc_hash(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), 2)
+        header = bytearray(HEADER_FIXED + DESC_SIZE * len(specs) + len(text))
+        struct.pack_into("<8sIIQQQQqI", header, 0, MAGIC, LAYOUT_VERSION, len(specs), da, db,
+                         total, header_size, 0, len(text))
+        for i, d in enumerate(descs):
+            struct.pack_into("<QQQIIqqQI", header, HEADER_FIXED + DESC_SIZE * i, *d)
+        header[HEADER_FIXED + DESC_SIZE * len(specs):] = text
+
+        if self._path is None:
+            self._map_anonymous(total)
+            memcpy(self.base, PyBytes_AS_STRING(bytes(header)), len(header))
+        else:
+            self._map_file(bytes(header), total, da, db, text, create)
+
+        self.n_counters = len(specs)
+        self.counters = <Counter*>calloc(len(specs), sizeof(Counter))
+        if self.counters == NULL:
+            raise MemoryError()
+        self.hwm = <int64_t*>(self.base + 48)
+        for i, d in enumerate(descs):
+            table, cap, esize, nb, a, w, r, pool, ns = d
+            self.counters[i].table = self.base + <size_t>table
+            self.counters[i].mask = cap - 1
+            self.counters[i].entry_size = esize
+            self.counters[i].n_buckets = nb
+            self.counters[i].agg = a
+            self.counters[i].window_ms = w
+            self.counters[i].res_ms = r
+            self.counters[i].sketches = self.base + <size_t>pool
+            self.counters[i].n_sketches = ns
+            self.counters[i].stats = <uint64_t*>(self.base + HEADER_FIXED + DESC_SIZE * i + 64)
+
+    def _map_anonymous(self, size_t total):
+        cdef void* p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if p == MAP_FAILED:
+            raise MemoryError(f"cannot map {total} bytes of counter memory")
+        self.base = <char*>p
+        self.size = total
+
+    def _map_file(self, bytes header, size_t total, da, db, bytes text, bint create):
+        path = self._path
+        fd = -1
+        if create and not os.path.exists(path):
+            # Build the file under a private name, then link it into place:
+            # link fails if the path exists, so two processes creating at once
+            # agree on one file and no one ever maps a half-written header.
+            tmp = f"{path}.{os.getpid()}.{id(self)}.tmp"
+            tfd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.ftruncate(tfd, total)
+                os.pwrite(tfd, header, 0)
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass
+            finally:
+                os.close(tfd)
+                os.unlink(tmp)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            raise StateError(f"{path}: no such counter-state file (create=False)") from None
+        except OSError as exc:
+            raise StateError(f"{path}: cannot open the counter-state file: {exc.strerror}") from None
+        try:
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, HEADER_FIXED, 0)
+            if len(head) < HEADER_FIXED or head[:8] != MAGIC:
+                if head[:7] == MAGIC[:7]:
+                    raise StateError(f"{path}: a counter-state file of another layout "
+                                     f"(magic {head[:8]!r}, this build reads {MAGIC!r})")
+                raise StateError(f"{path}: not a fraudcore counter-state file (bad magic)")
+            version, n, fa, fb, ftotal, fheader, _, flen = struct.unpack_from("<IIQQQQqI", head, 8)
+            if version != LAYOUT_VERSION:
+                raise StateError(f"{path}: written with counter layout version {version}, "
+                                 f"this build uses version {LAYOUT_VERSION}; remove the file or use a matching build")
+            if size < ftotal or size < HEADER_FIXED + DESC_SIZE * n + flen:
+                raise StateError(f"{path}: truncated counter-state file ({size} bytes, its header says {ftotal})")
+            if (fa, fb) != (da, db) or ftotal != total:
+                old_text = os.pread(fd, flen, HEADER_FIXED + DESC_SIZE * n)
+                try:
+                    old = json.loads(old_text)
+                except ValueError:
+                    old = {}
+                diffs = _differences(old, json.loads(text))
+                raise StateError(f"{path}: written with other counter definitions: " + "; ".join(diffs))
+            p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+            if p == MAP_FAILED:
+                raise StateError(f"{path}: cannot map {total} bytes")
+            self.base = <char*>p
+            self.size = total
+        finally:
+            os.close(fd)
+
+    def __dealloc__(self):
+        if self.base != NULL:
+            munmap(self.base, self.size)
+            self.base = NULL
+        if self.counters != NULL:
+            free(self.counters)
+            self.counters = NULL
+
+    def close(self):
+        """Unmap the region (the file stays). Further use raises ValueError."""
+        if self.base != NULL:
+            munmap(self.base, self.size)
+            self.base = NULL
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def path(self):
+        return self._path
+
+    @property
+    def names(self):
+        return self._names
+
+    @property
+    def nbytes(self):
+        return self.size
+
+    def index(self, name):
+        """The counter number of ``name``."""
+        return self._index[name]
+
+    cdef Counter* counter_ptr(self, int counter) except NULL:
+        if self.base == NULL:
+            raise ValueError("the counter store is closed")
+        if counter < 0 or counter >= self.n_counters:
+            raise IndexError(f"no counter {counter} (the store has {self.n_counters})")
+        return &self.counters[counter]
+
+    cdef int update(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value, uint64_t item) except -1:
+        """Count one event for key (hi, lo) (a key_hash fingerprint). ``value``
+        feeds sum/min/max/avg, ``item`` (an item_hash) feeds distinct.
+        Returns 0 when counted, 1 when skipped (too old, too far in the
+        future, non-finite value: see stats())."""
+        cdef Counter* c = self.counter_ptr(counter)
+        return update_counter(c, self.hwm, self.max_future_ms, hi, lo, ts_ms, value, item)
+
+    cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms) except? -1.0:
+        cdef Counter* c = self.counter_ptr(counter)
+        return read_counter(c, hi, lo, at_ms)
+
+    cdef int _counter_arg(self, object counter) except -1:
+        if isinstance(counter, str):
+            try:
+                return self._index[counter]
+            except KeyError:
+                raise KeyError(f"no counter named {counter!r}") from None
+        return counter
+
+    def update_key(self, counter, key, int64_t ts_ms, double value=0.0, item=None):
+        """Count one event: ``counter`` is a name or number, ``key`` a value or
+        tuple of values, ``item`` the distinct value (distinct counters).
+        Returns True when counted, False when skipped (see stats())."""
+        cdef uint64_t hi, lo, h = 0
+        cdef int i = self._counter_arg(counter)
+        fingerprint(key, &hi, &lo)
+        if item is not None or self.counter_ptr(i).agg == AGG_DISTINCT:
+            part_hash(item, SEED_ITEM, &h)
+        return self.update(i, hi, lo, ts_ms, value, h) == 0
+
+    def read_key(self, counter, key, int64_t at_ms):
+        """The counter's value for ``key`` at time ``at_ms``: an int for count
+        and distinct, a float otherwise (NaN for min/max/avg of an empty window)."""
+        cdef uint64_t hi, lo
+        cdef int i = self._counter_arg(counter)
+        cdef double v
+        fingerprint(key, &hi, &lo)
+        v = self.read(i, hi, lo, at_ms)
+        if self.counters[i].agg == AGG_COUNT or self.counters[i].agg == AGG_DISTINCT:
+            return int(v)
+        return v
+
+    def update_hash(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value=0.0, uint64_t item=0):
+        """update_key with a precomputed fingerprint and item hash."""
+        return self.update(counter, hi, lo, ts_ms, value, item) == 0
+
+    def read_hash(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms):
+        return self.read(counter, hi, lo, at_ms)
+
+    def bytes_per_key(self, counter):
+        """Bytes one key takes in the counter's table (a sketch, for distinct
+        keys with more than 16 items, comes from the pool: ``sketch_bytes``)."""
+        return self.counter_ptr(self._counter_arg(counter)).entry_size
+
+    @property
+    def sketch_bytes(self):
+        return SKETCH_BYTES
+
+    def stats(self):
+        """Per counter: keys held, capacity, bytes, and the event outcomes;
+        plus the region's size, path and high-water mark."""
+        cdef int i, j
+        cdef Counter* c
+        if self.base == NULL:
+            raise ValueError("the counter store is closed")
+        out = {}
+        for i in range(self.n_counters):
+            c = &self.counters[i]
+            raw = {STAT_NAMES[j]: fc_load64(&c.stats[j]) for j in range(N_STATS)}
+            cap = c.mask + 1
+            d = {
+                "agg": self._aggs[i],
+                "window_ms": c.window_ms,
+                "resolution_ms": c.res_ms,
+                "buckets": c.n_buckets,
+                "capacity": cap,
+                "keys": min(raw["keys_claimed"], cap),
+                "bytes_per_key": c.entry_size,
+                "bytes": cap * c.entry_size + c.n_sketches * SKETCH_BYTES,
+                "evictions": raw["evictions"],
+                "too_old": raw["too_old"],
+                "future_skipped": raw["future_skipped"],
+                "nan_skipped": raw["nan_skipped"],
+                "dropped": raw["dropped"],
+                "takeovers": raw["takeovers"],
+            }
+            if c.agg == AGG_DISTINCT:
+                d["sketches"] = c.n_sketches
+                d["sketches_in_use"] = min(raw["sketch_allocations"], c.n_sketches)
+                d["sketch_pool_full"] = raw["sketch_pool_full"]
+            out[self._names[i]] = d
+        return {
+            "counters": out,
+            "bytes": self.size,
+            "path": self._path,
+            "high_water_ms": fc_load_i64(self.hwm),
+        }
+
+    def bench_update(self, int counter, Py_ssize_t n, Py_ssize_t keys=1024, int64_t ts_ms=1_700_000_000_000):
+        """Time n updates over ``keys`` keys in C (no Python per update): ns per update."""
+        cdef Counter* c = self.counter_ptr(counter)
+        cdef Py_ssize_t i
+        cdef uint64_t hi, lo
+        cdef int64_t t0, t1
+        with nogil:
+            t0 = now_ns()
+            for i in range(n):
+                hi = fc_fmix64(<uint64_t>(i % keys) + 1)
+                lo = fc_fmix64(hi)
+                update_counter(c, self.hwm, self.max_future_ms, hi, lo, ts_ms + i, 1.0, <uint64_t>i)
+            t1 = now_ns()
+        return (t1 - t0) / <double>n
+
+    def bench_read(self, int counter, Py_ssize_t n, Py_ssize_t keys=1024, int64_t at_ms=1_700_000_000_000):
+        """Time n reads over ``keys`` keys in C: ns per read."""
+        cdef Counter* c = self.counter_ptr(counter)
+        cdef Py_ssize_t i
+        cdef uint64_t hi, lo
+        cdef int64_t t0, t1
+        cdef double sink = 0
+        with nogil:
+            t0 = now_ns()
+            for i in range(n):
+                hi = fc_fmix64(<uint64_t>(i % keys) + 1)
+                lo = fc_fmix64(hi)
+                sink += read_counter(c, hi, lo, at_ms)
+            t1 = now_ns()
+        return (t1 - t0) / <double>n
+
+
+def _check_cap(c):
+    if type(c) is not int or c < 1 or c > 1 << 32:
+        raise ValueError(f"capacity must be an int in [1, 2^32], got {c!r}")
+    return True

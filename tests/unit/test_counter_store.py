@@ -1,0 +1,392 @@
+"""The native counter store against its exact twin (tests/naive_counters.py)."""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from naive_counters import NaiveCounters  # noqa: E402
+
+from fraudcore._native.counters import CounterStore, item_hash, key_hash  # noqa: E402
+from fraudcore.errors import FraudcoreError, StateError  # noqa: E402
+
+T0 = 1_764_806_400_000
+SPECS = [
+    ("count", "count", 10_000, 1_000),
+    ("sum", "sum", 10_000, 1_000),
+    ("min", "min", 10_000, 1_000),
+    ("max", "max", 10_000, 1_000),
+    ("avg", "avg", 10_000, 1_000),
+    ("distinct", "distinct", 10_000, 1_000),
+    ("count_odd", "count", 7_000, 3_000),  # a window that is not a whole number of buckets
+    ("sum_fine", "sum", 1_000, 17),
+]
+
+
+def check_bounds(agg, got, inner, outer):
+    """The store's value lies between the exact value over the window and over
+    the window plus one bucket (see naive_counters)."""
+    iv = [v for _, v, _ in inner]
+    ov = [v for _, v, _ in outer]
+    if agg == "count":
+        assert len(inner) <= got <= len(outer)
+    elif agg == "distinct":
+        assert len({i for *_, i in inner}) <= got <= len({i for *_, i in outer})
+    elif agg == "sum":  # values are non-negative in these streams
+        assert math.fsum(iv) - 1e-6 <= got <= math.fsum(ov) + 1e-6
+    elif agg == "min":
+        if math.isnan(got):  # an empty window: allowed only when the inner one is empty
+            assert not iv
+        else:
+            assert min(ov) <= got
+            if iv:
+                assert got <= min(iv)
+    elif agg == "max":
+        if math.isnan(got):  # an empty window: allowed only when the inner one is empty
+            assert not iv
+        else:
+            assert got <= max(ov)
+            if iv:
+                assert got >= max(iv)
+    elif agg == "avg":
+        if math.isnan(got):  # an empty window: allowed only when the inner one is empty
+            assert not iv
+        else:
+            assert min(ov) - 1e-9 <= got <= max(ov) + 1e-9
+            if len(inner) == len(outer):
+                assert got == pytest.approx(math.fsum(iv) / len(iv))
+
+
+# ----------------------------------------------------------- basic aggs ----
+
+
+def test_every_aggregation():
+    s = CounterStore(SPECS, capacity=64)
+    for i, v in enumerate([3.0, 1.0, 4.0, 1.0, 5.0]):
+        for name in ("count", "sum", "min", "max", "avg"):
+            assert s.update_key(name, ("u1",), T0 + i * 1000, v)
+        s.update_key("distinct", "u1", T0 + i * 1000, item=f"dev{int(v)}")
+    at = T0 + 4000
+    assert s.read_key("count", "u1", at) == 5
+    assert s.read_key("sum", "u1", at) == 14.0
+    assert s.read_key("min", "u1", at) == 1.0
+    assert s.read_key("max", "u1", at) == 5.0
+    assert s.read_key("avg", "u1", at) == pytest.approx(2.8)
+    assert s.read_key("distinct", "u1", at) == 4
+    # An unknown key: empty window.
+    assert s.read_key("count", "nobody", at) == 0
+    assert s.read_key("sum", "nobody", at) == 0.0
+    for name in ("min", "max", "avg"):
+        assert math.isnan(s.read_key(name, "nobody", at))
+    # The window slides: 10 s later only the last events remain, 20 s later none.
+    assert s.read_key("count", "u1", T0 + 4000 + 10_000) <= 1
+    assert s.read_key("count", "u1", T0 + 30_000) == 0
+    assert math.isnan(s.read_key("max", "u1", T0 + 30_000))
+
+
+def test_compound_keys_and_key_types():
+    s = CounterStore([("c", "count", 60_000, 1_000)], capacity=64)
+    keys = [("u1", "addr1"), ("u1", "addr2"), ("addr1", "u1"), ("u1",), 1, 1.0, True, b"1", "1", None, ("u1", 1)]
+    for n, k in enumerate(keys):
+        for _ in range(n + 1):
+            s.update_key("c", k, T0)
+    for n, k in enumerate(keys):
+        assert s.read_key("c", k, T0) == n + 1, k
+    assert key_hash("u1") == key_hash(("u1",))
+    assert key_hash(0.0) == key_hash(-0.0)
+    assert key_hash(2**100) != key_hash(2**100 + 1)
+    with pytest.raises(TypeError, match="key part"):
+        s.update_key("c", (object(),), T0)
+
+
+def test_hashes_are_process_independent():
+    code = "from fraudcore._native.counters import key_hash, item_hash; print(key_hash(('u1', 7, 2.5)), item_hash('d'))"
+    env = dict(os.environ, PYTHONHASHSEED="123")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == f"{key_hash(('u1', 7, 2.5))} {item_hash('d')}"
+
+
+# ------------------------------------------------------ against the twin ----
+
+event = st.tuples(
+    st.integers(0, 60_000),  # time offset: out of order, some too old by the time they arrive
+    st.integers(0, 4),  # few keys, so entries are shared and reused
+    st.floats(0, 1000, allow_nan=False),
+    st.integers(0, 11),  # distinct items: below the sketch threshold
+)
+
+
+@given(events=st.lists(event, max_size=120), compound=st.booleans(), late=st.integers(0, 30_000))
+def test_matches_exact_twin(events, compound, late):
+    s = CounterStore(SPECS, capacity=8, max_future_ms=None)  # 8 slots: 5 keys never evict
+    twin = NaiveCounters(SPECS)
+    newest = 0
+    for off, k, v, item in events:
+        key = ("user", k) if compound else f"user{k}"
+        ts = T0 + off
+        newest = max(newest, ts)
+        for name, agg, _, _ in SPECS:
+            if s.update_key(name, key, ts, v, item=item if agg == "distinct" else None):
+                twin.update(name, key, ts, v, item)
+        # Reads at "now" (the newest time seen), as the engine reads.
+        for name, agg, _, _ in SPECS:
+            inner, outer = twin.bounds(name, key, newest)
+            check_bounds(agg, s.read_key(name, key, newest), inner, outer)
+    # Later reads, as the window slides past the events.
+    for k in range(5):
+        key = ("user", k) if compound else f"user{k}"
+        for name, agg, _, _ in SPECS:
+            inner, outer = twin.bounds(name, key, newest + late)
+            check_bounds(agg, s.read_key(name, key, newest + late), inner, outer)
+
+
+@given(events=st.lists(event, max_size=80))
+def test_skipped_events_are_outside_every_later_window(events):
+    """Whatever the store skips as too old lies before (t - window) for every
+    read time t at or after the key's newest event."""
+    spec = [("count", "count", 10_000, 1_000)]
+    s = CounterStore(spec, capacity=8, max_future_ms=None)
+    twin = NaiveCounters(spec)
+    newest = {}
+    for off, k, _, _ in events:
+        ts = T0 + off
+        if s.update_key("count", k, ts):
+            twin.update("count", k, ts)
+        else:
+            assert ts <= newest[k] - 10_000
+        newest[k] = max(newest.get(k, ts), ts)
+        inner, outer = twin.bounds("count", k, newest[k])
+        assert len(inner) <= s.read_key("count", k, newest[k]) <= len(outer)
+
+
+# ------------------------------------------------------------- distinct ----
+
+
+@pytest.mark.parametrize("n", [16, 17, 100, 1_000, 10_000, 100_000])
+def test_distinct_error(n):
+    s = CounterStore([("d", "distinct", 3_600_000, 60_000)], capacity=16, sketches=2)
+    for i in range(n):
+        s.update_key("d", "u1", T0 + i % 1000, item=f"device-{i}")
+    got = s.read_key("d", "u1", T0 + 1000)
+    if n <= 16:
+        assert got == n
+    else:
+        # p = 12: standard error 1.6 %; 5 % is more than 3 sigma.
+        assert abs(got - n) <= 0.05 * n, (got, n)
+    assert s.stats()["counters"]["d"]["sketches_in_use"] == (1 if n > 16 else 0)
+
+
+def test_distinct_sketch_slides():
+    s = CounterStore([("d", "distinct", 60_000, 1_000)], capacity=16)
+    for i in range(5_000):
+        s.update_key("d", "u1", T0 + i % 10_000, item=i)  # first 10 s
+    for i in range(5_000, 7_000):
+        s.update_key("d", "u1", T0 + 100_000, item=i)  # 100 s later
+    got = s.read_key("d", "u1", T0 + 100_000)
+    assert abs(got - 2_000) <= 0.05 * 2_000
+    assert s.read_key("d", "u1", T0 + 200_000) == 0
+
+
+def test_distinct_repeated_items_and_expiry():
+    s = CounterStore([("d", "distinct", 10_000, 1_000)], capacity=16)
+    for rep in range(50):
+        for i in range(10):
+            s.update_key("d", "u1", T0 + rep, item=i)
+    assert s.read_key("d", "u1", T0 + 50) == 10
+    # Ten new items 20 s later replace the expired ones: still exact, no sketch.
+    for i in range(10, 20):
+        s.update_key("d", "u1", T0 + 20_000, item=i)
+    assert s.read_key("d", "u1", T0 + 20_000) == 10
+    assert s.stats()["counters"]["d"]["sketches_in_use"] == 0
+
+
+def test_sketch_pool_exhausted():
+    s = CounterStore([("d", "distinct", 60_000, 1_000)], capacity=16, sketches=1)
+    for i in range(200):
+        s.update_key("d", "a", T0, item=i)
+        s.update_key("d", "b", T0, item=i)
+    st_ = s.stats()["counters"]["d"]
+    assert st_["sketches_in_use"] == 1
+    assert st_["sketch_pool_full"] > 0
+    assert abs(s.read_key("d", "a", T0) - 200) <= 10  # the first key got the sketch
+    assert s.read_key("d", "b", T0) == 16  # documented: saturates at the exact set
+
+
+# ------------------------------------------------------------- capacity ----
+
+
+def test_eviction_when_full():
+    s = CounterStore([("c", "count", 60_000, 1_000), ("m", "max", 60_000, 1_000)], capacity=16)
+    for k in range(100):
+        for j in range(k % 3 + 1):
+            s.update_key("c", f"k{k}", T0 + k * 10 + j)
+        s.update_key("m", f"k{k}", T0 + k * 10, float(k))
+    st_ = s.stats()["counters"]["c"]
+    assert st_["keys"] == 16
+    assert st_["evictions"] >= 100 - 16
+    # The stalest keys went; the newest are intact and exact.
+    for k in range(100 - 8, 100):
+        assert s.read_key("c", f"k{k}", T0 + 1000) == k % 3 + 1
+        assert s.read_key("m", f"k{k}", T0 + 1000) == float(k)
+    held = sum(s.read_key("c", f"k{k}", T0 + 1000) > 0 for k in range(100))
+    assert held <= 16
+    assert s.bytes_per_key("c") == 32 + 16 * 61
+
+
+def test_bytes_per_key_documented():
+    s = CounterStore(
+        [("c", "count", 3_600_000, 60_000), ("d", "distinct", 86_400_000, 1_440_000)], capacity=1 << 20, sketches=4
+    )
+    assert s.bytes_per_key("c") == 1008
+    assert s.bytes_per_key("d") == 288
+    assert s.sketch_bytes == 4096 * 24 * 4
+    st_ = s.stats()["counters"]
+    assert st_["c"]["capacity"] == 1 << 20
+    assert st_["d"]["bytes"] == (1 << 20) * 288 + 4 * s.sketch_bytes
+
+
+def test_capacity_rounds_to_power_of_two_and_per_counter():
+    s = CounterStore([("a", "count", 1000, 100), ("b", "sum", 1000, 100)], capacity=[100, 3])
+    st_ = s.stats()["counters"]
+    assert (st_["a"]["capacity"], st_["b"]["capacity"]) == (128, 4)
+
+
+# ------------------------------------------------------------ bad input ----
+
+
+def test_nan_and_infinite_values_are_skipped():
+    s = CounterStore(SPECS, capacity=16)
+    assert s.update_key("sum", "u", T0, 5.0)
+    assert not s.update_key("sum", "u", T0, math.nan)
+    assert not s.update_key("max", "u", T0, math.inf)
+    assert s.update_key("count", "u", T0, math.nan)  # count ignores the value
+    assert s.read_key("sum", "u", T0) == 5.0
+    assert math.isnan(s.read_key("max", "u", T0))
+    assert s.stats()["counters"]["sum"]["nan_skipped"] == 1
+
+
+def test_far_future_and_far_past():
+    s = CounterStore([("c", "count", 60_000, 1_000)], capacity=16)
+    assert s.update_key("c", "u", T0)
+    assert not s.update_key("c", "u", T0 + 2 * 86_400_000)  # two days ahead of the high-water mark
+    assert not s.update_key("c", "v", 2**62)
+    assert s.stats()["counters"]["c"]["future_skipped"] == 2
+    assert s.update_key("c", "u", T0 + 3_600_000)  # an hour ahead is fine
+    assert not s.update_key("c", "u", T0 - 365 * 86_400_000)  # older than u's window
+    assert s.stats()["counters"]["c"]["too_old"] == 1
+    assert s.update_key("c", "w", -(2**62))  # a new key: counted, invisible to any current read
+    assert s.read_key("c", "w", T0) == 0
+    assert s.read_key("c", "u", T0 + 3_600_000) == 1
+    assert s.stats()["high_water_ms"] == T0 + 3_600_000
+
+
+def test_huge_key():
+    s = CounterStore([("c", "count", 60_000, 1_000)], capacity=16)
+    big = "x" * 10_000_000
+    assert s.update_key("c", (big, "y"), T0)
+    s.update_key("c", "small", T0)
+    assert s.read_key("c", (big, "y"), T0) == 1
+    assert s.read_key("c", (big[:-1] + "z", "y"), T0) == 0
+    assert s.read_key("c", "small", T0) == 1
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        ([], "at least one counter"),
+        ([("a", "median", 1000, 100)], "agg must be one of"),
+        ([("a", "count", 1000, 0)], "resolution_ms"),
+        ([("a", "count", 100, 1000)], "resolution_ms"),
+        ([("a", "count", 7_776_000_000, 1)], "buckets"),
+        ([("a", "count", 1000, 100), ("a", "sum", 1000, 100)], "duplicate"),
+    ],
+)
+def test_bad_specs(specs, message):
+    with pytest.raises(ValueError, match=message):
+        CounterStore(specs)
+
+
+# ------------------------------------------------------------ the file -----
+
+
+def test_shared_file_roundtrip(tmp_path):
+    path = tmp_path / "state"
+    with CounterStore(SPECS, path=path, capacity=64) as a:
+        b = CounterStore(SPECS, path=str(path), capacity=64, create=False)
+        a.update_key("count", "u", T0)
+        b.update_key("count", "u", T0 + 1)
+        assert a.read_key("count", "u", T0 + 1) == b.read_key("count", "u", T0 + 1) == 2
+        b.close()
+    c = CounterStore(SPECS, path=path, capacity=64)
+    assert c.read_key("count", "u", T0 + 1) == 2
+    assert c.path == str(path)
+    with pytest.raises(ValueError, match="closed"):
+        c.close() or c.read_key("count", "u", T0)
+
+
+def test_missing_file_without_create(tmp_path):
+    with pytest.raises(StateError, match="no such"):
+        CounterStore(SPECS, path=tmp_path / "nope", create=False)
+
+
+def test_foreign_file(tmp_path):
+    path = tmp_path / "state"
+    path.write_bytes(b"PK\x03\x04 not a counter file" * 100)
+    with pytest.raises(StateError, match="not a fraudcore counter-state file"):
+        CounterStore(SPECS, path=path)
+    path.write_bytes(b"")
+    with pytest.raises(StateError, match=str(path)):
+        CounterStore(SPECS, path=path)
+    assert issubclass(StateError, FraudcoreError)
+
+
+def test_truncated_file(tmp_path):
+    path = tmp_path / "state"
+    CounterStore(SPECS, path=path, capacity=64).close()
+    os.truncate(path, os.path.getsize(path) // 2)
+    with pytest.raises(StateError, match="truncated"):
+        CounterStore(SPECS, path=path, capacity=64)
+
+
+def test_other_layout_version(tmp_path):
+    path = tmp_path / "state"
+    CounterStore(SPECS, path=path, capacity=64).close()
+    with open(path, "r+b") as f:
+        f.seek(8)
+        f.write(struct.pack("<I", 999))
+    with pytest.raises(StateError, match="layout version 999"):
+        CounterStore(SPECS, path=path, capacity=64)
+
+
+def test_other_definitions(tmp_path):
+    path = tmp_path / "state"
+    CounterStore(SPECS, path=path, capacity=64).close()
+    other = [s if s[0] != "sum" else ("sum", "sum", 20_000, 1_000) for s in SPECS]
+    with pytest.raises(StateError, match=r"counter 'sum': window_ms is 10000 in the file, 20000 requested"):
+        CounterStore(other, path=path, capacity=64)
+    with pytest.raises(StateError, match="capacity is 64 in the file, 128 requested"):
+        CounterStore(SPECS, path=path, capacity=128)
+    with pytest.raises(StateError, match="'extra' is not in the file"):
+        CounterStore([*SPECS, ("extra", "count", 1000, 100)], path=path, capacity=64)
+    # The file is untouched by the failed opens.
+    CounterStore(SPECS, path=path, capacity=64).close()
+
+
+def test_large_table_creates_instantly(tmp_path):
+    import time
+
+    start = time.perf_counter()
+    s = CounterStore([("c", "count", 3_600_000, 60_000)], path=tmp_path / "big", capacity=1 << 20)
+    assert time.perf_counter() - start < 1.0
+    assert s.stats()["bytes"] > 10**9
+    assert s.update_key("c", "u", T0)
