@@ -80,6 +80,26 @@ cdef struct Counter:
 
 cdef uint64_t hash_bytes(const char* data, Py_ssize_t length, uint64_t seed) noexcept nogil
 
+# Key hashing, shared with the engine so that a key hashed from native values
+# and the same key given from Python (Engine.counter) meet: a key (p1, ..., pn)
+# has the fingerprint hi = combine(...combine(SEED_HI ^ n, h(p1, SEED_HI))...),
+# lo likewise with SEED_LO; distinct items hash with SEED_ITEM.
+cdef extern from *:
+    """
+    #define FC_SEED_HI 0x9E3779B97F4A7C15ULL
+    #define FC_SEED_LO 0xD1B54A32D192ED03ULL
+    #define FC_SEED_ITEM 0x8CB92BA72F3D8DD7ULL
+    """
+    const uint64_t SEED_HI "FC_SEED_HI"
+    const uint64_t SEED_LO "FC_SEED_LO"
+    const uint64_t SEED_ITEM "FC_SEED_ITEM"
+
+cdef uint64_t hash_str(object s, uint64_t seed) except? 0
+cdef uint64_t hash_int(int64_t i, uint64_t seed) noexcept nogil
+cdef uint64_t hash_bool(bint b, uint64_t seed) noexcept nogil
+cdef uint64_t hash_float(double d, uint64_t seed) noexcept nogil
+cdef int part_hash(object part, uint64_t seed, uint64_t* out) except -1
+
 cdef class CounterStore:
     cdef char* base
     cdef size_t size
@@ -94,5 +114,7 @@ cdef class CounterStore:
 
     cdef int update(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value, uint64_t item) except -1
     cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms) except? -1.0
+    cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
+                          double value, uint64_t item) except? -1.0
     cdef Counter* counter_ptr(self, int counter) except NULL
     cdef int _counter_arg(self, object counter) except -1

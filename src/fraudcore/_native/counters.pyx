@@ -128,9 +128,6 @@ STAT_NAMES = ("keys_claimed", "evictions", "too_old", "future_skipped", "nan_ski
 # keeps hi nonzero when its bottom bit is cleared; a clear bottom bit marks a
 # slot reserved by an evictor for that key (see find_entry).
 cdef uint64_t KEY_BITS = (<uint64_t>1 << 63) | 1
-cdef uint64_t SEED_HI = 0x9E3779B97F4A7C15
-cdef uint64_t SEED_LO = 0xD1B54A32D192ED03
-cdef uint64_t SEED_ITEM = 0x8CB92BA72F3D8DD7
 
 cdef enum:
     TAG_NONE = 1
@@ -149,42 +146,59 @@ cdef uint64_t hash_bytes(const char* data, Py_ssize_t length, uint64_t seed) noe
     return fc_hash(data, <size_t>length, seed)
 
 
-cdef int part_hash(object part, uint64_t seed, uint64_t* out) except -1:
-    """The hash of one key part, typed: "1", 1, 1.0, True and b"1" differ."""
+cdef uint64_t hash_str(object s, uint64_t seed) except? 0:
+    """A str key part: its UTF-8 bytes (escaped lone surrogates)."""
     cdef const char* buf
     cdef Py_ssize_t n
+    try:
+        buf = PyUnicode_AsUTF8AndSize(s, &n)
+    except UnicodeEncodeError:   # lone surrogates: hash their escaped form
+        data = (<str>s).encode("utf-8", "surrogatepass")
+        return fc_hash(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), seed ^ TAG_STR)
+    return fc_hash(buf, <size_t>n, seed ^ TAG_STR)
+
+
+cdef uint64_t hash_int(int64_t i, uint64_t seed) noexcept nogil:
+    cdef uint8_t tmp[8]
+    memcpy(tmp, &i, 8)
+    return fc_hash(tmp, 8, seed ^ TAG_INT)
+
+
+cdef uint64_t hash_bool(bint b, uint64_t seed) noexcept nogil:
+    cdef int64_t i = 1 if b else 0
+    cdef uint8_t tmp[8]
+    memcpy(tmp, &i, 8)
+    return fc_hash(tmp, 8, seed ^ TAG_BOOL)
+
+
+cdef uint64_t hash_float(double d, uint64_t seed) noexcept nogil:
+    cdef uint8_t tmp[8]
+    if d == 0.0:
+        d = 0.0          # -0.0 and 0.0 are one key
+    elif d != d:
+        d = NAN          # one NaN
+    memcpy(tmp, &d, 8)
+    return fc_hash(tmp, 8, seed ^ TAG_FLOAT)
+
+
+cdef int part_hash(object part, uint64_t seed, uint64_t* out) except -1:
+    """The hash of one key part, typed: "1", 1, 1.0, True and b"1" differ.
+    The engine hashes its native values with the same helpers."""
     cdef long long i
     cdef int overflow = 0
-    cdef double d
-    cdef uint8_t tmp[8]
     if PyUnicode_Check(part):
-        try:
-            buf = PyUnicode_AsUTF8AndSize(part, &n)
-        except UnicodeEncodeError:   # lone surrogates: hash their escaped form
-            data = (<str>part).encode("utf-8", "surrogatepass")
-            out[0] = fc_hash(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), seed ^ TAG_STR)
-            return 0
-        out[0] = fc_hash(buf, <size_t>n, seed ^ TAG_STR)
+        out[0] = hash_str(part, seed)
     elif PyBool_Check(part):
-        i = 1 if part else 0
-        memcpy(tmp, &i, 8)
-        out[0] = fc_hash(tmp, 8, seed ^ TAG_BOOL)
+        out[0] = hash_bool(part is True, seed)
     elif PyLong_Check(part):
         i = PyLong_AsLongLongAndOverflow(part, &overflow)
         if overflow:
             data = str(part).encode()
             out[0] = fc_hash(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), seed ^ TAG_BIGINT)
         else:
-            memcpy(tmp, &i, 8)
-            out[0] = fc_hash(tmp, 8, seed ^ TAG_INT)
+            out[0] = hash_int(i, seed)
     elif PyFloat_Check(part):
-        d = PyFloat_AS_DOUBLE(part)
-        if d == 0.0:
-            d = 0.0          # -0.0 and 0.0 are one key
-        elif d != d:
-            d = NAN          # one NaN
-        memcpy(tmp, &d, 8)
-        out[0] = fc_hash(tmp, 8, seed ^ TAG_FLOAT)
+        out[0] = hash_float(PyFloat_AS_DOUBLE(part), seed)
     elif PyBytes_Check(part):
         out[0] = fc_hash(PyBytes_AS_STRING(part), PyBytes_GET_SIZE(part), seed ^ TAG_BYTES)
     elif part is None:
@@ -643,65 +657,87 @@ cdef double empty_value(int32_t agg) noexcept nogil:
 
 cdef double read_counter(Counter* c, uint64_t hi, uint64_t lo, int64_t at) noexcept nogil:
     """The counter's value for key (hi, lo) at time ``at`` (see the module
-    docstring for the bound). Never torn: each bucket is read with
-    fc_read_pair; if the key is evicted during the read, the read reports an
-    empty window rather than a mix of two keys."""
+    docstring for the bound)."""
+    return read_counter_with(c, hi, lo, at, False, 0.0, 0)
+
+
+cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
+                              bint plus_one, double value, uint64_t item) noexcept nogil:
+    """read_counter, and with ``plus_one`` the value as if one more event
+    (``value``, ``item``) at ``at`` had been counted: the engine's dry run,
+    which writes nothing. For a distinct key that has a sketch the extra item
+    is not added (the sketch cannot say whether it already holds it).
+
+    Never torn: each bucket is read with fc_read_pair; if the key is evicted
+    during the read, the read reports an empty window rather than a mix of
+    two keys."""
     cdef EntryHead* e
     cdef int64_t bt
-    cdef uint32_t sbt, cs, cc, n = c.n_buckets, sk
+    cdef uint32_t sbt, cs, cc, n = c.n_buckets, sk = 0
     cdef uint64_t count = 0
-    cdef double acc, v, est
+    cdef double acc, est
     cdef Bucket* bk
     cdef Item* items
     cdef fc_pair p, k
     cdef uint32_t i
     cdef int32_t agg = c.agg
+    cdef bint seen = False
+    cdef uint64_t mixed = fc_fmix64(item)     # as distinct_add stores it
+    if mixed == 0:
+        mixed = <uint64_t>0x9E3779B97F4A7C15ULL
     hi |= KEY_BITS
-    e = find_entry(c, hi, lo, 0)
-    if e == NULL:
-        return empty_value(agg)
     bt = floordiv(at, c.res_ms)
     sbt = <uint32_t><uint64_t>bt
+    e = find_entry(c, hi, lo, 0)
     if agg == AGG_DISTINCT:
-        items = <Item*>(<char*>e + HEAD)
-        for i in range(K_ITEMS):
-            p = fc_peek_pair(&items[i])   # a torn item/stamp pair still counts one live item
-            if p.a != 0 and <uint32_t>(sbt - <uint32_t>p.b) < n:
-                count += 1
-        acc = <double>count
-        sk = fc_load32(&e.sketch)
+        if e != NULL:
+            items = <Item*>(<char*>e + HEAD)
+            for i in range(K_ITEMS):
+                p = fc_peek_pair(&items[i])   # a torn item/stamp pair still counts one live item
+                if p.a != 0 and <uint32_t>(sbt - <uint32_t>p.b) < n:
+                    count += 1
+                    seen |= p.a == mixed
+            sk = fc_load32(&e.sketch)
+        acc = <double>(count + (1 if plus_one and not seen and sk == 0 else 0))
         if sk != 0 and sk <= c.n_sketches:
             est = hll_estimate(c, sk, sbt)
             est = <double>(<int64_t>(est + 0.5))
             if est > acc:
                 acc = est
     else:
-        bk = <Bucket*>(<char*>e + HEAD)
         acc = 0.0 if agg == AGG_SUM or agg == AGG_AVG else NAN
-        for i in range(n):
-            p = fc_read_pair(&bk[i])
-            cc = <uint32_t>(p.a >> 32)
-            cs = <uint32_t>p.a
-            if cc == 0 or <uint32_t>(sbt - cs) >= n:
-                continue
-            count += cc
-            v = fc_bits_to_double(p.b)
-            if agg == AGG_MIN:
-                if not (v >= acc):
-                    acc = v
-            elif agg == AGG_MAX:
-                if not (v <= acc):
-                    acc = v
-            else:
-                acc += v
+        if e != NULL:
+            bk = <Bucket*>(<char*>e + HEAD)
+            for i in range(n):
+                p = fc_read_pair(&bk[i])
+                cc = <uint32_t>(p.a >> 32)
+                cs = <uint32_t>p.a
+                if cc == 0 or <uint32_t>(sbt - cs) >= n:
+                    continue
+                count += cc
+                acc = fold(agg, acc, fc_bits_to_double(p.b))
+        if plus_one and (agg == AGG_COUNT or isfinite(value)):
+            count += 1
+            acc = fold(agg, acc, value)
         if agg == AGG_COUNT:
             acc = <double>count
         elif agg == AGG_AVG:
             acc = acc / <double>count if count else NAN
-    k = fc_read_pair(&e.hi)
-    if k.a != hi or k.b != lo:
-        return empty_value(agg)
+    if e != NULL:
+        k = fc_read_pair(&e.hi)
+        if k.a != hi or k.b != lo:
+            return empty_value(agg)
     return acc
+
+
+cdef inline double fold(int32_t agg, double acc, double v) noexcept nogil:
+    """Fold one bucket's aux (or one value) into a read's running aggregate,
+    which starts as NaN for min and max."""
+    if agg == AGG_MIN:
+        return v if not (v >= acc) else acc
+    if agg == AGG_MAX:
+        return v if not (v <= acc) else acc
+    return acc + v
 
 
 # ----------------------------------------------------------- the region -----
@@ -962,6 +998,12 @@ cdef class CounterStore:
     cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms) except? -1.0:
         cdef Counter* c = self.counter_ptr(counter)
         return read_counter(c, hi, lo, at_ms)
+
+    cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
+                          double value, uint64_t item) except? -1.0:
+        """read(), as if the event (value, item) at at_ms had been counted."""
+        cdef Counter* c = self.counter_ptr(counter)
+        return read_counter_with(c, hi, lo, at_ms, True, value, item)
 
     cdef int _counter_arg(self, object counter) except -1:
         if isinstance(counter, str):

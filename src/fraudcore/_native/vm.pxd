@@ -116,8 +116,11 @@ cdef class NativeRuleSet:
     cdef int load(self, dict event) except -1
     cdef int32_t field_slot(self, PyObject* key) noexcept
     cdef int build_key_table(self) except -1
-    cdef int run_rules(self, int64_t* score_out) except -1
+    cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1
 
+
+cdef Decision new_decision(str action, int64_t score, object matched, object meta, str version)
+cdef object bits_to_int(uint64_t* words, Py_ssize_t nbits)
 
 cdef class Decision:
     cdef readonly str action

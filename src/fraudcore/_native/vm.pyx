@@ -1072,9 +1072,9 @@ cdef class NativeRuleSet:
                 return -1
             h += 1
 
-    cdef int run_rules(self, int64_t* score_out) except -1:
-        """Run every rule over the loaded slots: set the matched and failed
-        bits, return the action rank (score thresholds included)."""
+    cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1:
+        """Run rules lo..hi-1 over the loaded slots: set their matched and
+        failed bits, return the action rank (score thresholds included)."""
         cdef Py_ssize_t i, r
         cdef int32_t* rd
         cdef int32_t g
@@ -1083,10 +1083,11 @@ cdef class NativeRuleSet:
         cdef int status
         cdef int64_t score = 0
         cdef int32_t rank = 0
-        for i in range(self.n_words):
-            self.matched[i] = 0
-            self.failed[i] = 0
-        for r in range(self.n_rules):
+        cdef uint64_t bit
+        for r in range(lo, hi):
+            bit = (<uint64_t>1) << (r & 63)
+            self.matched[r >> 6] &= ~bit
+            self.failed[r >> 6] &= ~bit
             g = self.guard_kind[r]
             if g != GUARD_NONE:
                 gv = &self.slots[self.guard_slot[r]]
@@ -1135,12 +1136,12 @@ cdef class NativeRuleSet:
         cdef Py_ssize_t i
         cdef dict ev = event if type(event) is dict else dict(event)
         self.load(ev)
-        rank = self.run_rules(&score)
+        rank = self.run_rules(0, self.n_rules, &score)
         for i in range(self.n_words):
             if self.failed[i]:
-                return self.fallback(ev, bits_to_int(self.matched, self.n_words),
-                                     bits_to_int(self.failed, self.n_words))
-        return new_decision(<str>self.actions[rank], score, bits_to_int(self.matched, self.n_words),
+                return self.fallback(ev, bits_to_int(self.matched, self.n_rules),
+                                     bits_to_int(self.failed, self.n_rules))
+        return new_decision(<str>self.actions[rank], score, bits_to_int(self.matched, self.n_rules),
                             self.meta, self.version)
 
     def run(self, dict event):
@@ -1149,8 +1150,8 @@ cdef class NativeRuleSet:
         the reference interpreter about those (and only those)."""
         cdef int64_t score
         self.load(event)
-        rank = self.run_rules(&score)
-        return rank, score, bits_to_int(self.matched, self.n_words), bits_to_int(self.failed, self.n_words)
+        rank = self.run_rules(0, self.n_rules, &score)
+        return rank, score, bits_to_int(self.matched, self.n_rules), bits_to_int(self.failed, self.n_rules)
 
     def rule_hits(self):
         """How many times each rule matched on the native path."""
@@ -1165,18 +1166,25 @@ cdef class NativeRuleSet:
         self.load(event)
         clock_gettime(CLOCK_MONOTONIC, &t0)
         for i in range(iterations):
-            self.run_rules(&score)
+            self.run_rules(0, self.n_rules, &score)
         clock_gettime(CLOCK_MONOTONIC, &t1)
         return ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / max(iterations, 1)
 
 
-cdef object bits_to_int(uint64_t* words, Py_ssize_t n):
-    """A bit array as a Python int (small ints are cached: no allocation)."""
-    cdef Py_ssize_t i
+cdef object bits_to_int(uint64_t* words, Py_ssize_t nbits):
+    """The first ``nbits`` bits of a bit array as a Python int (small ints
+    are cached: no allocation)."""
+    cdef Py_ssize_t i, n = (nbits + 63) >> 6
+    cdef uint64_t last
+    if n == 0:
+        return 0
+    last = words[n - 1]
+    if nbits & 63:
+        last &= ((<uint64_t>1) << (nbits & 63)) - 1
     if n == 1:
-        return words[0]
-    result = 0
-    for i in range(n - 1, -1, -1):
+        return last
+    result = last
+    for i in range(n - 2, -1, -1):
         result = (result << 64) | words[i]
     return result
 
@@ -1236,7 +1244,7 @@ cdef class Decision:
         return self.meta.describe(self)
 
 
-cdef inline Decision new_decision(str action, int64_t score, object matched, object meta, str version):
+cdef Decision new_decision(str action, int64_t score, object matched, object meta, str version):
     cdef Decision d = Decision.__new__(Decision)
     d.action = action
     d.score = score
