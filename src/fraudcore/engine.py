@@ -1,4 +1,4 @@
-"""The Engine: a compiled rules file, ready to decide events (SPEC §2)."""
+"""The Engine: a compiled rules file and its velocity counters (SPEC §2)."""
 
 from __future__ import annotations
 
@@ -6,32 +6,96 @@ import os
 import threading
 from typing import Any, Iterable, Mapping
 
+import numpy as np
+
+from . import _native
 from .decision import Decision
+from .errors import FraudcoreError
 from .rules.policy import Policy, load_policy
 
 __all__ = ["Engine"]
 
+# NativeEngine modes (engine.pyx).
+_DECIDE, _EVALUATE, _INGEST = 0, 1, 2
+
 
 class Engine:
-    """Decides events with the rules of one rules file.
+    """Decides events with the rules of one rules file, keeping its counters.
 
-    ``reload`` swaps the compiled policy in one reference assignment, so a
-    decision sees the old rules or the new ones, never a mix.
+    Counters live in one region of memory: private to this process, or, with
+    ``state=PATH``, a file-backed shared mapping that every process opening
+    the same path updates lock-free. ``capacity`` is the number of keys each
+    counter's table holds (rounded up to a power of two); when a table is
+    full its stalest keys are evicted and counted in ``stats()``.
     """
 
-    def __init__(self, policy: Policy):
-        self._policy = policy
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        state: str | os.PathLike[str] | None = None,
+        capacity: int | Mapping[str, int] = 65536,
+        sketches: int = 16,
+    ):
         self._lock = threading.Lock()
+        self._capacity = capacity
+        self._sketches = sketches
+        self._state = os.fspath(state) if state is not None else None
+        self._store = None
+        self._bind(policy)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> "Engine":
+    def from_file(cls, path: str | os.PathLike[str], **options: Any) -> "Engine":
         """Load and compile a rules file; raise RuleError listing every problem."""
-        return cls(load_policy(path))
+        return cls(load_policy(path), **options)
 
     @classmethod
-    def from_text(cls, text: str, name: str = "<rules>") -> "Engine":
-        return cls(load_policy(name, text=text))
+    def from_text(cls, text: str, name: str = "<rules>", **options: Any) -> "Engine":
+        return cls(load_policy(name, text=text), **options)
 
+    # -- binding a policy to the counter store
+    def _bind(self, policy: Policy) -> None:
+        counters = policy.rules_file.counters
+        if counters and _native.vm is None:
+            raise FraudcoreError(
+                "counters are kept by the native extension, which is "
+                + ("disabled (FRAUDCORE_NO_EXTENSIONS)" if _native.DISABLED else f"not available ({_native.IMPORT_ERROR})")
+            )
+        if counters and self._store is None:
+            self._store = self._open_store(policy)
+        engine = None
+        if counters:
+            engine = _native.engine.NativeEngine(
+                policy._native,
+                self._store,
+                policy.counter_plan(),
+                len(policy.rules),
+                policy.layout.index[policy.rules_file.time_field],
+                policy.counters,
+                policy.rule_counters(),
+                policy._fallback,
+                policy.filter_reference,
+            )
+        # One assignment publishes the new rules: a decision sees the old
+        # policy or the new one, never a mix.
+        self._policy, self._engine = policy, engine
+        if engine is not None:
+            self.decide = engine.decide  # type: ignore[method-assign]
+            self.evaluate = engine.evaluate  # type: ignore[method-assign]
+            self.ingest = engine.ingest  # type: ignore[method-assign]
+        else:
+            self.decide = policy.decide  # type: ignore[method-assign]
+            self.evaluate = policy.decide  # type: ignore[method-assign]
+            self.ingest = _ignore  # type: ignore[method-assign]
+
+    def _open_store(self, policy: Policy):
+        counters = policy.rules_file.counters
+        specs = [(cid, c.agg, c.window_ms, c.resolution_ms) for cid, c in counters.items()]
+        cap = self._capacity
+        capacity = [cap.get(cid, 65536) for cid in counters] if isinstance(cap, Mapping) else cap
+        return _native.counters.CounterStore(specs, path=self._state, capacity=capacity, sketches=self._sketches)
+
+    # -- the API of SPEC §2
     @property
     def policy(self) -> Policy:
         return self._policy
@@ -40,36 +104,105 @@ class Engine:
     def version(self) -> str:
         return self._policy.version
 
-    def decide(self, event: Mapping[str, Any]) -> Decision:
-        """Decide ``event``: every rule is evaluated (SPEC §1)."""
-        return self._policy.decide(event)
+    def decide(self, event: Mapping[str, Any]) -> Decision:  # replaced per instance by _bind
+        """Count ``event`` in the counters, then decide it: every rule is
+        evaluated, counters include the event (SPEC §1)."""
+        raise NotImplementedError
 
-    def evaluate(self, event: Mapping[str, Any]) -> Decision:
-        """Decide without recording anything (a dry run)."""
-        return self._policy.decide(event)
+    def evaluate(self, event: Mapping[str, Any]) -> Decision:  # replaced per instance by _bind
+        """Decide as if the event were counted, without writing anything."""
+        raise NotImplementedError
 
-    def decide_many(self, events: Iterable[Mapping[str, Any]]) -> list[Decision]:
+    def ingest(self, event: Mapping[str, Any]) -> None:  # replaced per instance by _bind
+        """Count ``event`` without deciding."""
+        raise NotImplementedError
+
+    def decide_many(self, events: Iterable[Mapping[str, Any]] | Mapping[str, np.ndarray]) -> list[Decision]:
+        """Decide a batch, in order: a list of events, or columns (a dict of
+        equally long arrays, one per field)."""
+        if isinstance(events, Mapping):
+            events = _rows(events)
+        if self._engine is not None:
+            return self._engine.decide_list(events if isinstance(events, list) else list(events))
         decide = self._policy.decide
         return [decide(e) for e in events]
 
+    def counter(self, name: str, *, at: int | None = None, **key: Any) -> int | float:
+        """The value of counter ``name`` for the key given by its ``by``
+        fields (``engine.counter("withdrawals_1h", user_id="u1", at=ts)``),
+        at event time ``at`` (default: the latest event time counted)."""
+        rf = self._policy.rules_file
+        if name not in rf.counters:
+            raise KeyError(f"no counter named {name!r} (counters: {', '.join(rf.counters) or 'none'})")
+        c = rf.counters[name]
+        missing = [f for f in c.by if f not in key]
+        extra = [f for f in key if f not in c.by]
+        if missing or extra:
+            raise TypeError(f"counter {name!r} is keyed by {', '.join(c.by)}"
+                            + (f"; missing {', '.join(missing)}" if missing else "")
+                            + (f"; unexpected {', '.join(extra)}" if extra else ""))
+        # Hash the key as the engine does: double fields as floats.
+        parts = tuple(float(key[f]) if rf.fields[f].kind == "double" else key[f] for f in c.by)
+        if at is None:
+            at = self._store.stats()["high_water_ms"]
+        return self._store.read_key(name, parts, at)
+
     def stats(self) -> dict[str, Any]:
-        """Rules, per-rule hit counts and (once counters are kept) the store's
-        keys, memory and evictions."""
-        return {
-            "version": self._policy.version,
-            "rules": len(self._policy.rules),
-            "native_rules": sum(r.native for r in self._policy.rules),
-            "rule_hits": self._policy.rule_hits(),
+        """Keys held, memory, evictions (per counter and in all) and per-rule
+        hit counts."""
+        policy = self._policy
+        out: dict[str, Any] = {
+            "version": policy.version,
+            "rules": len(policy.rules),
+            "native_rules": sum(r.native for r in policy.rules),
+            "rule_hits": policy.rule_hits(),
             "counters": {},
             "keys": 0,
             "memory_bytes": 0,
             "evictions": 0,
         }
+        if self._store is not None:
+            store = self._store.stats()
+            out["counters"] = store["counters"]
+            out["keys"] = sum(c["keys"] for c in store["counters"].values())
+            out["memory_bytes"] = store["bytes"]
+            out["evictions"] = sum(c["evictions"] for c in store["counters"].values())
+            out["high_water_ms"] = store["high_water_ms"]
+            out["state"] = store["path"]
+        return out
 
     def reload(self, path: str | os.PathLike[str]) -> str:
         """Compile ``path`` and switch to it atomically; returns its version.
-        On a compile error the old rules stay in force."""
+        On a compile error the old rules stay in force. The counters must be
+        defined as before (their state is kept)."""
         policy = load_policy(path)
+        old = self._policy.rules_file.counters
+        new = policy.rules_file.counters
+        if [(k, v) for k, v in old.items()] != [(k, v) for k, v in new.items()]:
+            raise FraudcoreError(
+                "reload: the counter definitions changed; this engine keeps counter state only "
+                "for unchanged definitions (restart with the new file to start them afresh)"
+            )
         with self._lock:
-            self._policy = policy
+            self._bind(policy)
         return policy.version
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def _ignore(event: Mapping[str, Any]) -> None:
+    return None
+
+
+def _rows(columns: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Columns as event dicts (numpy scalars as Python values)."""
+    names = list(columns)
+    lists = [np.asarray(columns[n]).tolist() for n in names]
+    if not lists:
+        return []
+    n = len(lists[0])
+    if any(len(col) != n for col in lists):
+        raise ValueError("decide_many: every column must have the same length")
+    return [dict(zip(names, row)) for row in zip(*lists)]

@@ -11,7 +11,7 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["vm", "DISABLED", "IMPORT_ERROR"]
+__all__ = ["vm", "counters", "engine", "DISABLED", "IMPORT_ERROR"]
 
 DISABLED = os.environ.get("FRAUDCORE_NO_EXTENSIONS", "") not in ("", "0")
 IMPORT_ERROR: str | None = None
@@ -29,6 +29,8 @@ def _load(name: str) -> ModuleType | None:
 
 
 vm = _load("vm")
+counters = _load("counters") if vm is not None else None
+engine = _load("engine") if counters is not None else None
 if vm is not None:
     # The VM was compiled against opcodes.pxi; refuse a stale build rather
     # than run bytecode whose numbering it does not share.

@@ -23,9 +23,12 @@ from ..cel.types import BOOL, DOUBLE, INT, CelType, list_of, map_of, DYN, STRING
 from ..cel.values import INT64_MAX, INT64_MIN, UINT64_MAX, Err, UInt, type_name
 from ..decision import Decision, RuleMeta
 from ..errors import Diagnostic, RuleError
-from .load import RulesFile, load_rules
+from .load import RulesFile, SourceExpr, load_rules
 
 __all__ = ["CompiledRule", "Policy", "compile_policy", "load_policy", "COUNTER_TYPES"]
+
+# The store's aggregation codes (counters.pxd AGG_*).
+AGG_CODES = {"count": 0, "sum": 1, "min": 2, "max": 3, "avg": 4, "distinct": 5}
 
 # The CEL type a counter's value has in expressions (SPEC §1).
 COUNTER_TYPES = {"count": INT, "distinct": INT, "sum": DOUBLE, "min": DOUBLE, "max": DOUBLE, "avg": DOUBLE}
@@ -92,34 +95,53 @@ def compile_policy(rf: RulesFile) -> "Policy":
     rules: list[CompiledRule] = []
     actions = list(rf.decision.actions)
     for rule in rf.rules:
-        where = f"rule {rule.id}"
-        try:
-            bc = build(rule.when.text, layout)
-        except RuleError as e:
-            problems.extend(rule.when.relocate(d, where) for d in e.diagnostics)
+        bc = _condition(rule.when, f"rule {rule.id}", layout, problems)
+        if bc is not None:
+            rules.append(CompiledRule(rule.id, rule.action, actions.index(rule.action), rule.score, rule.reason, bc))
+    filters: dict[str, Bytecode] = {}
+    for cid, c in rf.counters.items():
+        if c.where is None:
             continue
-        if bc.result_type not in (BOOL, DYN):
-            problems.append(
-                rule.when.relocate(
-                    Diagnostic(f"condition must be a bool, but it is {bc.result_type}", offset=0), where
-                )
-            )
-            continue
-        rules.append(CompiledRule(rule.id, rule.action, actions.index(rule.action), rule.score, rule.reason, bc))
+        bc = _condition(c.where, f"counter {cid}", layout, problems)
+        if bc is not None and bc.reads & rf.counters.keys():
+            read = ", ".join(sorted(bc.reads & rf.counters.keys()))
+            problems.append(c.where.relocate(Diagnostic(f"a counter's where cannot read counters ({read})", offset=0), f"counter {cid}"))
+        elif bc is not None:
+            filters[cid] = bc
     if problems:
         raise RuleError(sorted(problems, key=lambda d: (d.line, d.column)))
-    return Policy(rf, layout, rules)
+    return Policy(rf, layout, rules, filters)
+
+
+def _condition(expr: SourceExpr, where: str, layout: Layout, problems: list[Diagnostic]) -> Bytecode | None:
+    """Compile a ``when:`` or ``where:`` (a bool), or add its problems."""
+    try:
+        bc = build(expr.text, layout)
+    except RuleError as e:
+        problems.extend(expr.relocate(d, where) for d in e.diagnostics)
+        return None
+    if bc.result_type not in (BOOL, DYN):
+        problems.append(expr.relocate(Diagnostic(f"condition must be a bool, but it is {bc.result_type}", offset=0), where))
+        return None
+    return bc
 
 
 class Policy:
     """A compiled rules file: decides events on the native VM, falling back
     to the reference interpreter rule by rule where it must."""
 
-    def __init__(self, rf: RulesFile, layout: Layout, rules: list[CompiledRule]):
+    def __init__(self, rf: RulesFile, layout: Layout, rules: list[CompiledRule], filters: dict[str, Bytecode]):
         self.rules_file = rf
         self.version = rf.version
         self.layout = layout
         self.rules = rules
+        self.filters = filters
+        self.counters = list(rf.counters)
+        # Fields the native loader reads: those of the rules and filters, the
+        # counters' keys and values, and the event time when counting.
+        self.loads: frozenset[str] = self.reads | frozenset(n for bc in filters.values() for n in bc.reads)
+        if rf.counters:
+            self.loads |= {f for c in rf.counters.values() for f in (*c.by, c.of) if f} | {rf.time_field}
         self.actions = tuple(rf.decision.actions)
         self.thresholds = [rf.decision.score_thresholds.get(a, -1) for a in self.actions]
         self.meta = RuleMeta(rf.version, [r.id for r in rules], [r.reason for r in rules])
@@ -129,12 +151,15 @@ class Policy:
         vm = _native.vm
         if vm is not None:
             kinds = [self._slot_kind(n) for n in layout.names]
+            # The counters' filters run as extra rules after the decision
+            # rules, scoring nothing.
+            extra = len(filters)
             self._native = vm.NativeRuleSet(
-                [r.bytecode for r in rules],
+                [r.bytecode for r in rules] + list(filters.values()),
                 layout.names,
                 kinds,
-                [r.rank for r in rules],
-                [r.score for r in rules],
+                [r.rank for r in rules] + [0] * extra,
+                [r.score for r in rules] + [0] * extra,
                 self.thresholds,
             )
             self._native.configure(self.actions, self.meta, self._fallback)
@@ -144,7 +169,7 @@ class Policy:
     def _slot_kind(self, name: str) -> int:
         """How the native rule set fills a slot; fields no rule reads are
         never loaded (K_SET with nobody setting them: they stay errors)."""
-        if name not in self.reads:
+        if name not in self.loads:
             return _K_SET
         if name == "event":
             return _K_EVENT
@@ -171,19 +196,48 @@ class Policy:
         instance, by the rule set's own ``decide``."""
         return self.decide_reference(event)
 
-    def _fallback(self, event: dict[str, Any], matched: int, failed: int) -> Decision:
+    def _fallback(self, event: dict[str, Any], matched: int, failed: int, counters: list | None = None) -> Decision:
         """Some rules errored or left the VM's domain: the reference path
-        decides those, and words the errors."""
-        return self._decide_on_reference(event, failed, matched)
+        decides those (with the counter values the engine read), and words
+        the errors."""
+        return self._decide_on_reference(event, failed, matched, counters)
 
-    def decide_reference(self, event: Mapping[str, Any]) -> Decision:
-        """The same decision, computed by the reference interpreter alone."""
-        return self._decide_on_reference(event, (1 << len(self.rules)) - 1, 0)
+    def filter_reference(self, event: Mapping[str, Any], counter: int) -> bool:
+        """Whether counter number ``counter``'s where-filter passes, on the
+        reference path (for filters the VM cannot run); an error is a no."""
+        bc = self.filters[self.counters[counter]]
+        return refvm.run(bc, self.reference_slots(event)) is True
 
-    def _decide_on_reference(self, event: Mapping[str, Any], which: int, matched: int) -> Decision:
+    def counter_plan(self) -> list[tuple[int, int, int, int, int, tuple[int, ...]]]:
+        """Per counter, what the native engine needs: (store index, agg code,
+        value slot, filter rule index or -1, of slot or -1, key slots)."""
+        plan = []
+        filter_index = {cid: len(self.rules) + i for i, cid in enumerate(self.filters)}
+        for i, (cid, c) in enumerate(self.rules_file.counters.items()):
+            index = self.layout.index
+            plan.append((
+                i,
+                AGG_CODES[c.agg],
+                index[cid],
+                filter_index.get(cid, -1),
+                index[c.of] if c.of else -1,
+                tuple(index[f] for f in c.by),
+            ))
+        return plan
+
+    def rule_counters(self) -> list[tuple[int, ...]]:
+        """Per rule, the numbers of the counters it reads (for features)."""
+        return [tuple(i for i, cid in enumerate(self.counters) if cid in r.bytecode.reads) for r in self.rules]
+
+    def decide_reference(self, event: Mapping[str, Any], counters: list | None = None) -> Decision:
+        """The same decision, computed by the reference interpreter alone
+        (with the given counter values, if any)."""
+        return self._decide_on_reference(event, (1 << len(self.rules)) - 1, 0, counters)
+
+    def _decide_on_reference(self, event: Mapping[str, Any], which: int, matched: int, counters: list | None = None) -> Decision:
         """Run the rules in bitmask ``which`` on the reference interpreter and
         decide with them plus the already ``matched`` ones."""
-        slots = self.reference_slots(event)
+        slots = self.reference_slots(event, counters)
         errors = []
         for i, rule in enumerate(self.rules):
             if which >> i & 1:
@@ -193,9 +247,9 @@ class Policy:
                     self._reference_hits[i] += 1
                 elif message is not None:
                     errors.append((rule.id, message))
-        return self._decision(matched, errors)
+        return self._decision(matched, errors, counters)
 
-    def _decision(self, matched: int, errors: list[tuple[str, str]]) -> Decision:
+    def _decision(self, matched: int, errors: list[tuple[str, str]], counters: list | None = None) -> Decision:
         rank, score = 0, 0
         for i, rule in enumerate(self.rules):
             if matched >> i & 1:
@@ -205,7 +259,13 @@ class Policy:
             if self.thresholds[r] >= 0 and score >= self.thresholds[r]:
                 rank = r
                 break
-        return Decision(self.actions[rank], score, matched, self.meta, errors)
+        features = None
+        if counters is not None:
+            features = {}
+            for i, read in enumerate(self.rule_counters()):
+                if matched >> i & 1:
+                    features.update((self.counters[c], counters[c]) for c in read if counters[c] is not None)
+        return Decision(self.actions[rank], score, matched, self.meta, errors, features)
 
     @staticmethod
     def _reference_rule(rule: CompiledRule, slots: list[object]) -> tuple[bool, str | None]:
@@ -217,18 +277,29 @@ class Policy:
             return False, f"condition evaluated to {type_name(value)}, expected bool"
         return value, None
 
-    def reference_slots(self, event: Mapping[str, Any]) -> list[object]:
+    def reference_slots(self, event: Mapping[str, Any], counters: list | None = None) -> list[object]:
         """The slot values of the reference path: each declared field checked
-        against its type, exactly as the native loader checks it."""
+        against its type, exactly as the native loader checks it; counters
+        from ``counters`` (values in counter order, None for an error)."""
         slots: list[object] = []
+        counter_index = {cid: i for i, cid in enumerate(self.counters)}
         for name in self.layout.names:
             if name == "event":
                 slots.append(to_cel(dict(event)))
             elif name in self.field_types:
                 slots.append(load_field(name, self.field_types[name], event))
+            elif counters is None:
+                slots.append(Err(f"counter '{name}' has no value: counters are kept by an Engine"))
             else:
-                slots.append(Err(f"'{name}' has no value: counters are not available in this context"))
+                value = counters[counter_index[name]]
+                slots.append(Err(_counter_error(self.rules_file, name)) if value is None else value)
         return slots
+
+
+def _counter_error(rf: RulesFile, name: str) -> str:
+    c = rf.counters[name]
+    fields = ", ".join(f"'{f}'" for f in (rf.time_field, *c.by))
+    return f"counter '{name}' has no value: the event's {fields} must be present and of their declared types"
 
 
 def load_field(name: str, t: CelType, event: Mapping[str, Any]) -> object:

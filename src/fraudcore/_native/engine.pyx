@@ -1,0 +1,251 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The native decision path: load the event's slots, run the counters' where
+filters, count the event in the shared counter store and read every counter
+into its slot, then run the rules; in one C call per event.
+
+Counting is the engine's job, the VM only sees slots: a counter's value is an
+int (count, distinct) or a double (sum, min, max, avg; NaN when the window is
+empty), or an error when its key or the event time is missing or mistyped.
+"""
+
+from cpython.object cimport PyObject
+from libc.stdint cimport int32_t, int64_t, uint64_t, INT64_MAX
+from libc.stdlib cimport calloc, free
+from libc.math cimport NAN
+
+from fraudcore._native.vm cimport (
+    Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR,
+    new_decision, bits_to_int,
+)
+from fraudcore._native.counters cimport (
+    CounterStore, AGG_COUNT, AGG_DISTINCT, SEED_HI, SEED_LO, SEED_ITEM,
+    fc_combine, hash_str, hash_int, hash_bool, hash_float, part_hash,
+)
+
+cdef extern from "Python.h":
+    object PyLong_FromUnsignedLongLong(unsigned long long)
+
+# What one call does.
+cdef enum:
+    MODE_DECIDE = 0     # count the event, then decide
+    MODE_EVALUATE = 1   # decide with counters as if the event were counted; write nothing
+    MODE_INGEST = 2     # count the event only
+
+MAX_KEY_PARTS = 16
+
+
+cdef struct Plan:
+    int32_t store_index    # the counter's number in the store
+    int32_t agg
+    int32_t slot           # the slot its value goes to
+    int32_t filter_rule    # index of its where-filter in the rule set, or -1
+    int32_t of_slot        # the slot of its ``of`` field, or -1
+    int32_t n_by
+    int32_t by[16]         # the slots of its key fields
+
+
+cdef inline int val_hash(Val* v, uint64_t seed, uint64_t* out) except -1:
+    """Hash a slot value exactly as counters.part_hash hashes the same Python
+    value; returns 0 when the value cannot be a key (an error, a map)."""
+    if v.tag == T_STR:
+        out[0] = hash_str(<object>v.v.o, seed)
+    elif v.tag == T_INT:
+        out[0] = hash_int(v.v.i, seed)
+    elif v.tag == T_BOOL:
+        out[0] = hash_bool(v.v.i != 0, seed)
+    elif v.tag == T_DOUBLE:
+        out[0] = hash_float(v.v.d, seed)
+    elif v.tag == T_UINT:
+        if v.v.u <= <uint64_t>INT64_MAX:
+            out[0] = hash_int(<int64_t>v.v.u, seed)
+        else:
+            part_hash(PyLong_FromUnsignedLongLong(v.v.u), seed, out)
+    elif v.tag == T_NULL:
+        part_hash(None, seed, out)
+    else:
+        return 0
+    return 1
+
+
+cdef class NativeEngine:
+    """A policy's rule set (decision rules first, then the counters' where
+    filters) bound to a counter store."""
+
+    cdef NativeRuleSet rules
+    cdef CounterStore store
+    cdef Plan* plans
+    cdef Py_ssize_t n_plans
+    cdef Py_ssize_t n_rules        # decision rules; the filters follow them
+    cdef Py_ssize_t n_total
+    cdef int32_t time_slot
+    cdef object fallback           # fallback(event, matched, failed, counter_values) -> Decision
+    cdef object filter_fallback    # filter_fallback(event, counter) -> bool, for filters the VM cannot run
+    cdef tuple counter_names
+    cdef tuple rule_counters       # per decision rule: indices of the counters it reads
+    cdef bint any_counter_reads
+
+    def __cinit__(self):
+        self.plans = NULL
+
+    def __init__(self, NativeRuleSet rules, CounterStore store, plans, Py_ssize_t n_rules,
+                 int32_t time_slot, counter_names, rule_counters, fallback, filter_fallback):
+        """``plans``: per counter (store index, agg code, slot, filter rule,
+        of slot, by slots)."""
+        cdef Py_ssize_t i, j
+        self.rules = rules
+        self.store = store
+        self.n_rules = n_rules
+        self.n_total = rules.n_rules
+        self.time_slot = time_slot
+        self.fallback = fallback
+        self.filter_fallback = filter_fallback
+        self.counter_names = tuple(counter_names)
+        self.rule_counters = tuple(tuple(c) for c in rule_counters)
+        self.any_counter_reads = any(self.rule_counters)
+        self.n_plans = len(plans)
+        self.plans = <Plan*>calloc(max(self.n_plans, 1), sizeof(Plan))
+        if self.plans == NULL:
+            raise MemoryError()
+        for i, (index, agg, slot, filter_rule, of_slot, by) in enumerate(plans):
+            if len(by) > MAX_KEY_PARTS:
+                raise ValueError(f"a counter key has at most {MAX_KEY_PARTS} fields")
+            self.plans[i].store_index = index
+            self.plans[i].agg = agg
+            self.plans[i].slot = slot
+            self.plans[i].filter_rule = filter_rule
+            self.plans[i].of_slot = of_slot
+            self.plans[i].n_by = len(by)
+            for j, s in enumerate(by):
+                self.plans[i].by[j] = s
+
+    def __dealloc__(self):
+        free(self.plans)
+
+    cdef int count(self, dict event, int mode) except -1:
+        """Count the loaded event (unless evaluating) and read every counter
+        into its slot."""
+        cdef Py_ssize_t c, j
+        cdef Plan* p
+        cdef Val* slots = self.rules.slots
+        cdef Val* t = &slots[self.time_slot]
+        cdef Val* v
+        cdef Val* out
+        cdef int64_t ts
+        cdef uint64_t hi, lo, h, item
+        cdef double value, result
+        cdef bint passes, valid
+        cdef int64_t unused
+        cdef int32_t f
+        if self.n_total > self.n_rules:
+            self.rules.run_rules(self.n_rules, self.n_total, &unused)
+        ts = t.v.i if t.tag == T_INT else 0
+        for c in range(self.n_plans):
+            p = &self.plans[c]
+            out = &slots[p.slot]
+            valid = t.tag == T_INT
+            hi = SEED_HI ^ <uint64_t>p.n_by
+            lo = SEED_LO ^ <uint64_t>p.n_by
+            j = 0
+            while valid and j < p.n_by:
+                v = &slots[p.by[j]]
+                valid = val_hash(v, SEED_HI, &h) == 1
+                if valid:
+                    hi = fc_combine(hi, h)
+                    val_hash(v, SEED_LO, &h)
+                    lo = fc_combine(lo, h)
+                j += 1
+            if not valid:
+                out.tag = T_ERR     # no event time, or a key field missing or mistyped
+                continue
+            value = 0.0
+            item = 0
+            passes = True
+            if p.of_slot >= 0:
+                v = &slots[p.of_slot]
+                if p.agg == AGG_DISTINCT:
+                    passes = val_hash(v, SEED_ITEM, &item) == 1
+                elif v.tag == T_DOUBLE:
+                    value = v.v.d
+                elif v.tag == T_INT:
+                    value = <double>v.v.i
+                else:
+                    passes = False      # nothing to add: the event is not counted
+            if p.filter_rule >= 0 and passes:
+                f = p.filter_rule
+                if (self.rules.failed[f >> 6] >> (f & 63)) & 1:
+                    # An error or a construct the VM does not run: the
+                    # reference path decides (an error means not counted).
+                    passes = self.filter_fallback(event, c)
+                else:
+                    passes = (self.rules.matched[f >> 6] >> (f & 63)) & 1
+            if passes and mode != MODE_EVALUATE:
+                self.store.update(p.store_index, hi, lo, ts, value, item)
+            if mode == MODE_INGEST:
+                continue
+            if passes and mode == MODE_EVALUATE:
+                result = self.store.read_with(p.store_index, hi, lo, ts, value, item)
+            else:
+                result = self.store.read(p.store_index, hi, lo, ts)
+            if p.agg == AGG_COUNT or p.agg == AGG_DISTINCT:
+                out.tag = T_INT
+                out.v.i = <int64_t>result
+            else:
+                out.tag = T_DOUBLE
+                out.v.d = result
+        return 0
+
+    def decide(self, event, int mode=MODE_DECIDE):
+        """Decide (or, with MODE_INGEST, only count) one event."""
+        cdef int64_t score
+        cdef Py_ssize_t i
+        cdef Decision d
+        cdef dict ev = event if type(event) is dict else dict(event)
+        self.rules.load(ev)
+        self.count(ev, mode)
+        if mode == MODE_INGEST:
+            return None
+        rank = self.rules.run_rules(0, self.n_rules, &score)
+        for i in range((self.n_rules + 63) >> 6):
+            if self.rules.failed[i]:
+                return self.fallback(ev, bits_to_int(self.rules.matched, self.n_rules),
+                                     bits_to_int(self.rules.failed, self.n_rules), self.counter_values())
+        matched = bits_to_int(self.rules.matched, self.n_rules)
+        d = new_decision(<str>self.rules.actions[rank], score, matched, self.rules.meta, self.rules.version)
+        if matched and self.any_counter_reads:
+            d._features = self.features(matched)
+        return d
+
+    def evaluate(self, event):
+        return self.decide(event, MODE_EVALUATE)
+
+    def ingest(self, event):
+        self.decide(event, MODE_INGEST)
+
+    def decide_list(self, events, int mode=MODE_DECIDE):
+        """decide() over a list, without a Python call per event."""
+        return [self.decide(e, mode) for e in events]
+
+    cpdef list counter_values(self):
+        """The counters' values as last read (None where an error)."""
+        cdef Py_ssize_t c
+        cdef Val* v
+        out = []
+        for c in range(self.n_plans):
+            v = &self.rules.slots[self.plans[c].slot]
+            out.append(None if v.tag == T_ERR else (v.v.i if v.tag == T_INT else v.v.d))
+        return out
+
+    cdef dict features(self, object matched):
+        """The values of the counters that the matched rules read."""
+        cdef dict out = {}
+        cdef Py_ssize_t r = 0
+        cdef Val* v
+        while matched:
+            if matched & 1:
+                for c in <tuple>self.rule_counters[r]:
+                    v = &self.rules.slots[self.plans[<Py_ssize_t>c].slot]
+                    if v.tag != T_ERR:
+                        out[self.counter_names[c]] = v.v.i if v.tag == T_INT else v.v.d
+            matched >>= 1
+            r += 1
+        return out
