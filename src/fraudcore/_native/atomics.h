@@ -109,6 +109,13 @@ static inline void fc_store_i64(void *p, int64_t v) { __atomic_store_n((int64_t 
  * `lock xadd`, so concurrent increments are never lost. Returns the old value. */
 static inline uint64_t fc_add64(void *p, uint64_t v) { return __atomic_fetch_add((uint64_t *)p, v, __ATOMIC_RELAXED); }
 
+/* Occupancy bits of a bucket ring: set (never cleared while the key lives)
+ * BEFORE the bucket's CAS, so a reader that sees a bucket's data also sees
+ * its bit, and a process killed in between leaves at worst a bit whose
+ * bucket is empty, which readers skip. Sequentially consistent: one
+ * `lock or`. */
+static inline void fc_or64(void *p, uint64_t v) { __atomic_fetch_or((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
+
 static inline int fc_cas32(void *p, uint32_t expected, uint32_t desired)
 {
     return __sync_bool_compare_and_swap((uint32_t *)p, expected, desired);

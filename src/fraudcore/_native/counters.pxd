@@ -13,6 +13,7 @@ cdef extern from "atomics.h" nogil:
     uint32_t fc_load32(const void* p)
     void fc_store_i64(void* p, int64_t v)
     uint64_t fc_add64(void* p, uint64_t v)
+    void fc_or64(void* p, uint64_t v)
     bint fc_cas32(void* p, uint32_t expected, uint32_t desired)
     void fc_max_i64(void* p, int64_t v)
     void fc_max_u32_serial(void* p, uint32_t v)
@@ -63,7 +64,8 @@ cdef struct EntryHead:
     uint64_t lo          # (hi, lo) == (0, 0): empty; hi bit 0 clear: reserved by an evictor
     int64_t last_ms      # newest event time of the key (atomic max); 0: none yet
     uint32_t sketch      # distinct: 1 + index of the attached sketch; 0: none
-    uint32_t flags
+    uint32_t flags       # (sketch, flags) as one uint64: a ring of at most 64
+                         # buckets keeps there the bits of the slots it ever used
 
 # A counter as one process sees it: pointers into the mapped region.
 cdef struct Counter:
@@ -114,6 +116,7 @@ cdef class CounterStore:
 
     cdef int update(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value, uint64_t item) except -1
     cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms) except? -1.0
+    cdef void prefetch(self, int counter, uint64_t lo, int64_t ts_ms) noexcept nogil
     cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
                           double value, uint64_t item) except? -1.0
     cdef Counter* counter_ptr(self, int counter) except NULL

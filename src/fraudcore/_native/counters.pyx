@@ -76,10 +76,14 @@ cdef extern from *:
     """
     #include <sched.h>
     static inline int fc_clz64(uint64_t x) { return __builtin_clzll(x); }
+    static inline int fc_ctz64(uint64_t x) { return __builtin_ctzll(x); }
+    static inline void fc_prefetch(const void* p) { __builtin_prefetch(p, 1, 3); }
     static inline double fc_bits_to_double(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
     static inline uint64_t fc_double_to_bits(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
     """
     int fc_clz64(uint64_t x) nogil
+    int fc_ctz64(uint64_t x) nogil
+    void fc_prefetch(const void* p) nogil
     double fc_bits_to_double(uint64_t u) nogil
     uint64_t fc_double_to_bits(double d) nogil
     int sched_yield() nogil
@@ -289,9 +293,13 @@ cdef inline void reset_entry(Counter* c, EntryHead* e) noexcept nogil:
     construction not being updated now). Plain stores: the publishing CAS
     after it is a full barrier, so whoever sees the new key sees zeros."""
     memset(<char*>e + HEAD, 0, c.entry_size - HEAD)
-    cdef uint32_t sk = fc_load32(&e.sketch)
-    if sk != 0 and sk <= c.n_sketches:
-        memset(c.sketches + <size_t>(sk - 1) * SKETCH_SIZE, 0, SKETCH_SIZE)
+    cdef uint32_t sk
+    if c.agg == AGG_DISTINCT:
+        sk = fc_load32(&e.sketch)
+        if sk != 0 and sk <= c.n_sketches:
+            memset(c.sketches + <size_t>(sk - 1) * SKETCH_SIZE, 0, SKETCH_SIZE)
+    else:
+        fc_store_i64(&e.sketch, 0)      # the ring's occupancy bits
     fc_store_i64(&e.last_ms, 0)
 
 
@@ -423,12 +431,17 @@ cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogi
     The loop's guess may be torn; then the CAS fails and returns the true
     value (fc_cas128's *seen), so each retry means another writer succeeded:
     lock-free, and no concurrent update is lost."""
-    cdef Bucket* bk = <Bucket*>(<char*>e + HEAD) + ring_slot(b, c.n_buckets)
+    cdef uint64_t slot = ring_slot(b, c.n_buckets)
+    cdef Bucket* bk = <Bucket*>(<char*>e + HEAD) + slot
     cdef uint32_t s = <uint32_t><uint64_t>b
-    cdef fc_pair cur = fc_peek_pair(bk)
+    cdef fc_pair cur
     cdef fc_pair nxt
     cdef uint32_t cs, cc
     cdef double aux
+    cdef uint64_t bit = (<uint64_t>1) << (slot & 63)
+    if c.n_buckets <= 64 and not (fc_load64(&e.sketch) & bit):
+        fc_or64(&e.sketch, bit)         # before the CAS: see fc_or64
+    cur = fc_peek_pair(bk)
     if c.agg == AGG_COUNT:
         v = 0.0
     while True:
@@ -682,6 +695,7 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
     cdef uint32_t i
     cdef int32_t agg = c.agg
     cdef bint seen = False
+    cdef uint64_t used
     cdef uint64_t mixed = fc_fmix64(item)     # as distinct_add stores it
     if mixed == 0:
         mixed = <uint64_t>0x9E3779B97F4A7C15ULL
@@ -708,8 +722,18 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
         acc = 0.0 if agg == AGG_SUM or agg == AGG_AVG else NAN
         if e != NULL:
             bk = <Bucket*>(<char*>e + HEAD)
-            for i in range(n):
+            # Small rings visit only the slots they ever used: a key with a
+            # few events costs a few cache lines, not the whole ring.
+            used = fc_load64(&e.sketch) if n <= 64 else 0
+            i = 0
+            while i < n:
+                if n <= 64:
+                    if used == 0:
+                        break
+                    i = <uint32_t>fc_ctz64(used)
+                    used &= used - 1
                 p = fc_read_pair(&bk[i])
+                i += 1
                 cc = <uint32_t>(p.a >> 32)
                 cs = <uint32_t>p.a
                 if cc == 0 or <uint32_t>(sbt - cs) >= n:
@@ -998,6 +1022,18 @@ cdef class CounterStore:
     cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms) except? -1.0:
         cdef Counter* c = self.counter_ptr(counter)
         return read_counter(c, hi, lo, at_ms)
+
+    cdef void prefetch(self, int counter, uint64_t lo, int64_t ts_ms) noexcept nogil:
+        """Start loading the cache lines an update or read of key (·, lo) at
+        ts_ms will touch first (the key's home slot and its bucket), so that
+        the engine's per-counter cache misses overlap instead of queueing."""
+        cdef Counter* c = &self.counters[counter]
+        cdef char* e = <char*>entry_at(c, lo & c.mask)
+        fc_prefetch(e)
+        if c.agg != AGG_DISTINCT:
+            fc_prefetch(e + HEAD + 16 * ring_slot(floordiv(ts_ms, c.res_ms), c.n_buckets))
+        else:
+            fc_prefetch(e + 64)
 
     cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
                           double value, uint64_t item) except? -1.0:

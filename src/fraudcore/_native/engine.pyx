@@ -83,9 +83,13 @@ cdef class NativeEngine:
     cdef tuple counter_names
     cdef tuple rule_counters       # per decision rule: indices of the counters it reads
     cdef bint any_counter_reads
+    cdef uint64_t* keys            # per counter: the current event's (hi, lo)
+    cdef bint* valid               # per counter: whether the current event has a key
 
     def __cinit__(self):
         self.plans = NULL
+        self.keys = NULL
+        self.valid = NULL
 
     def __init__(self, NativeRuleSet rules, CounterStore store, plans, Py_ssize_t n_rules,
                  int32_t time_slot, counter_names, rule_counters, fallback, filter_fallback):
@@ -104,7 +108,9 @@ cdef class NativeEngine:
         self.any_counter_reads = any(self.rule_counters)
         self.n_plans = len(plans)
         self.plans = <Plan*>calloc(max(self.n_plans, 1), sizeof(Plan))
-        if self.plans == NULL:
+        self.keys = <uint64_t*>calloc(2 * max(self.n_plans, 1), sizeof(uint64_t))
+        self.valid = <bint*>calloc(max(self.n_plans, 1), sizeof(bint))
+        if self.plans == NULL or self.keys == NULL or self.valid == NULL:
             raise MemoryError()
         for i, (index, agg, slot, filter_rule, of_slot, by) in enumerate(plans):
             if len(by) > MAX_KEY_PARTS:
@@ -120,10 +126,14 @@ cdef class NativeEngine:
 
     def __dealloc__(self):
         free(self.plans)
+        free(self.keys)
+        free(self.valid)
 
     cdef int count(self, dict event, int mode) except -1:
         """Count the loaded event (unless evaluating) and read every counter
-        into its slot."""
+        into its slot. Two passes: first every key is hashed and its cache
+        lines prefetched, so the counters' cache misses overlap; then each
+        counter is updated and read."""
         cdef Py_ssize_t c, j
         cdef Plan* p
         cdef Val* slots = self.rules.slots
@@ -141,7 +151,6 @@ cdef class NativeEngine:
         ts = t.v.i if t.tag == T_INT else 0
         for c in range(self.n_plans):
             p = &self.plans[c]
-            out = &slots[p.slot]
             valid = t.tag == T_INT
             hi = SEED_HI ^ <uint64_t>p.n_by
             lo = SEED_LO ^ <uint64_t>p.n_by
@@ -154,9 +163,19 @@ cdef class NativeEngine:
                     val_hash(v, SEED_LO, &h)
                     lo = fc_combine(lo, h)
                 j += 1
-            if not valid:
+            self.keys[2 * c] = hi
+            self.keys[2 * c + 1] = lo
+            self.valid[c] = valid
+            if valid:
+                self.store.prefetch(p.store_index, lo, ts)
+        for c in range(self.n_plans):
+            p = &self.plans[c]
+            out = &slots[p.slot]
+            if not self.valid[c]:
                 out.tag = T_ERR     # no event time, or a key field missing or mistyped
                 continue
+            hi = self.keys[2 * c]
+            lo = self.keys[2 * c + 1]
             value = 0.0
             item = 0
             passes = True
