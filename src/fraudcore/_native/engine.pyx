@@ -216,7 +216,6 @@ cdef class NativeEngine:
     def decide(self, event, int mode=MODE_DECIDE):
         """Decide (or, with MODE_INGEST, only count) one event."""
         cdef int64_t score
-        cdef Py_ssize_t i
         cdef Decision d
         cdef dict ev = event if type(event) is dict else dict(event)
         self.rules.load(ev)
@@ -224,10 +223,9 @@ cdef class NativeEngine:
         if mode == MODE_INGEST:
             return None
         rank = self.rules.run_rules(0, self.n_rules, &score)
-        for i in range((self.n_rules + 63) >> 6):
-            if self.rules.failed[i]:
-                return self.fallback(ev, bits_to_int(self.rules.matched, self.n_rules),
-                                     bits_to_int(self.rules.failed, self.n_rules), self.counter_values())
+        failed = bits_to_int(self.rules.failed, self.n_rules)
+        if failed:
+            return self.fallback(ev, bits_to_int(self.rules.matched, self.n_rules), failed, self.counter_values())
         matched = bits_to_int(self.rules.matched, self.n_rules)
         d = new_decision(<str>self.rules.actions[rank], score, matched, self.rules.meta, self.rules.version)
         if matched and self.any_counter_reads:

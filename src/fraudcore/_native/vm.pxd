@@ -79,6 +79,7 @@ cdef enum:
 cdef class NativeRuleSet:
     cdef Code* codes
     cdef Py_ssize_t n_rules
+    cdef Py_ssize_t n_decision     # rules 0..n_decision-1 decide; the rest are counter filters
     cdef list keep
     cdef dict intern
     cdef tuple slot_names

@@ -905,6 +905,7 @@ cdef class NativeRuleSet:
         self.keep = []
         self.intern = {}
         self.n_rules = len(bytecodes)
+        self.n_decision = self.n_rules
         self.codes = <Code*>calloc(max(self.n_rules, 1), sizeof(Code))
         self.reads = <int32_t**>calloc(max(self.n_rules, 1), sizeof(int32_t*))
         self.ranks = <int32_t*>malloc(max(self.n_rules, 1) * sizeof(int32_t))
@@ -1121,10 +1122,12 @@ cdef class NativeRuleSet:
         score_out[0] = score
         return rank
 
-    def configure(self, actions, meta, fallback):
+    def configure(self, actions, meta, fallback, Py_ssize_t n_decision):
         """What ``decide`` needs to build Decisions: the action names by rank,
-        the rule metadata, and ``fallback(event, matched, failed)``, called
-        when some rules must be decided on the reference path."""
+        the rule metadata, ``fallback(event, matched, failed)``, called when
+        some rules must be decided on the reference path, and how many of the
+        rules decide (the rest are counter filters, run by the engine)."""
+        self.n_decision = n_decision
         self.actions = tuple(actions)
         self.meta = meta
         self.version = meta.version
@@ -1136,12 +1139,11 @@ cdef class NativeRuleSet:
         cdef Py_ssize_t i
         cdef dict ev = event if type(event) is dict else dict(event)
         self.load(ev)
-        rank = self.run_rules(0, self.n_rules, &score)
-        for i in range(self.n_words):
-            if self.failed[i]:
-                return self.fallback(ev, bits_to_int(self.matched, self.n_rules),
-                                     bits_to_int(self.failed, self.n_rules))
-        return new_decision(<str>self.actions[rank], score, bits_to_int(self.matched, self.n_rules),
+        rank = self.run_rules(0, self.n_decision, &score)
+        failed = bits_to_int(self.failed, self.n_decision)
+        if failed:
+            return self.fallback(ev, bits_to_int(self.matched, self.n_decision), failed)
+        return new_decision(<str>self.actions[rank], score, bits_to_int(self.matched, self.n_decision),
                             self.meta, self.version)
 
     def run(self, dict event):
@@ -1150,12 +1152,12 @@ cdef class NativeRuleSet:
         the reference interpreter about those (and only those)."""
         cdef int64_t score
         self.load(event)
-        rank = self.run_rules(0, self.n_rules, &score)
-        return rank, score, bits_to_int(self.matched, self.n_rules), bits_to_int(self.failed, self.n_rules)
+        rank = self.run_rules(0, self.n_decision, &score)
+        return rank, score, bits_to_int(self.matched, self.n_decision), bits_to_int(self.failed, self.n_decision)
 
     def rule_hits(self):
         """How many times each rule matched on the native path."""
-        return [self.hits[r] for r in range(self.n_rules)]
+        return [self.hits[r] for r in range(self.n_decision)]
 
     def time_rules(self, dict event, Py_ssize_t iterations):
         """Benchmark hook: load ``event`` once, run every rule ``iterations``
@@ -1166,7 +1168,7 @@ cdef class NativeRuleSet:
         self.load(event)
         clock_gettime(CLOCK_MONOTONIC, &t0)
         for i in range(iterations):
-            self.run_rules(0, self.n_rules, &score)
+            self.run_rules(0, self.n_decision, &score)
         clock_gettime(CLOCK_MONOTONIC, &t1)
         return ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / max(iterations, 1)
 

@@ -162,7 +162,7 @@ class Policy:
                 [r.score for r in rules] + [0] * extra,
                 self.thresholds,
             )
-            self._native.configure(self.actions, self.meta, self._fallback)
+            self._native.configure(self.actions, self.meta, self._fallback, len(rules))
             # The whole native path is one C call: no Python frame in between.
             self.decide = self._native.decide  # type: ignore[method-assign]
 
