@@ -124,7 +124,14 @@ def test_time_field_is_added_as_int_and_default_resolution():
     assert rf.fields == {"user_id": STRING, "at": INT}
     assert rf.counters["c"].window_ms == 90_000 and rf.counters["c"].resolution_ms == 1_500
     rf = load("time: at\nfields: {user_id: string}\ncounters:\n  c: {agg: count, by: user_id, window: 1s}\n")
-    assert rf.counters["c"].resolution_ms == 16  # 1000 // 60, rounded down
+    assert rf.counters["c"].resolution_ms == 10  # 1000 // 60 = 16 does not divide 1000; 10 does
+    rf = load("time: at\nfields: {user_id: string}\ncounters:\n  c: {agg: count, by: user_id, window: 7d}\n")
+    assert rf.counters["c"].resolution_ms == 604_800_000 // 60
+
+
+def test_resolution_must_divide_the_window():
+    with pytest.raises(RuleError, match=r"resolution 7s must divide the window \(60000 ms\) into whole buckets"):
+        load("time: at\nfields: {user_id: string}\ncounters:\n  c: {agg: count, by: user_id, window: 1m, resolution: 7s}\n")
 
 
 @pytest.mark.parametrize(

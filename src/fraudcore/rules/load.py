@@ -27,10 +27,12 @@ Choices this loader makes where SPEC §1 is silent (documented for users):
   Duplicates are dropped (first occurrence kept). An empty list is
   ``list(string)`` unless ``type`` says otherwise.
 - Counters: ``by`` is required (one field or a list of fields). Windows are
-  integers with a unit ``ms s m h d``, from 1s to 90d. The default resolution
-  is window/60 rounded down to a whole ms; a given ``resolution`` must be at
-  most the window and at least window/10000 (at most 10000 buckets); it need
-  not divide the window (the store uses ceil(window/resolution) buckets).
+  integers with a unit ``ms s m h d``, from 1s to 90d. The resolution (the
+  bucket size) must divide the window, so that a value includes events at
+  most one bucket older than the window: the default is the largest whole
+  number of ms that divides the window and is at most window/60 (1 min for
+  1h, 16 ms becomes 10 ms for 1s); a given ``resolution`` must divide the
+  window, be at most the window and at least window/10000.
 - Rules: ``id`` (identifier, unique) and ``when`` are required; ``action``
   defaults to the least severe action (``allow``) so that score-only rules are
   short; ``score`` defaults to 0 and lies in [-1e9, 1e9]; ``reason`` defaults
@@ -282,6 +284,15 @@ class RulesFile:
     def resolve_path(self, path: str) -> str:
         """A path from the file (list, variant, shadow) relative to its directory."""
         return os.path.join(os.path.dirname(self.path), path)
+
+
+def _default_resolution(window_ms: int) -> int:
+    """The largest whole number of ms that divides the window and is at most
+    window/60 (so at least 60 buckets)."""
+    r = max(1, window_ms // DEFAULT_BUCKETS)
+    while window_ms % r:
+        r -= 1
+    return r
 
 
 def parse_duration(text: str) -> int | None:
@@ -947,7 +958,7 @@ class _Loader:
                     window_ms = ms
             ok = ok and window_ms is not None
 
-        resolution_ms = max(1, window_ms // DEFAULT_BUCKETS) if window_ms else None
+        resolution_ms = _default_resolution(window_ms) if window_ms else None
         if "resolution" in keys:
             rnode = keys["resolution"][1]
             parsed = self.duration_of(rnode, "resolution", where)
@@ -960,6 +971,9 @@ class _Loader:
                     ok = False
                 elif ms * MAX_BUCKETS < window_ms:
                     self.error(rnode, f"resolution {text} is finer than window/{MAX_BUCKETS} (at most {MAX_BUCKETS} buckets per window)", where)
+                    ok = False
+                elif window_ms % ms:
+                    self.error(rnode, f"resolution {text} must divide the window ({window_ms} ms) into whole buckets", where)
                     ok = False
                 else:
                     resolution_ms = ms
