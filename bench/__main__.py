@@ -3,7 +3,7 @@
 Runs the named suites (default: all), prints a table per suite, and writes
 ``<out>/<suite>-<UTC date>.json`` (machine + results), a copy as
 ``<out>/latest-<suite>.json`` and a Markdown table ``<out>/<suite>.md``.
-``--quick`` runs a smaller version (about 15 s) whose files carry a
+``--quick`` runs a smaller version (cel about 15 s, engine about 30 s) whose files carry a
 ``-quick`` suffix, so a quick run never replaces the record of a full one.
 """
 
@@ -12,13 +12,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
-from . import cel_suite, machine
+# One BLAS thread: numpy (imported by fraudcore) must not spin threads on the
+# other core while single-core timings run. Set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-SUITES = {"cel": cel_suite}
+from . import cel_suite, engine_suite, machine  # noqa: E402
+
+SUITES = {"cel": cel_suite, "engine": engine_suite}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 

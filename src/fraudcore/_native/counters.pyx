@@ -696,6 +696,7 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
     cdef int32_t agg = c.agg
     cdef bint seen = False
     cdef uint64_t used
+    cdef int64_t lm
     cdef uint64_t mixed = fc_fmix64(item)     # as distinct_add stores it
     if mixed == 0:
         mixed = <uint64_t>0x9E3779B97F4A7C15ULL
@@ -703,6 +704,11 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
     bt = floordiv(at, c.res_ms)
     sbt = <uint32_t><uint64_t>bt
     e = find_entry(c, hi, lo, 0)
+    if plus_one and e != NULL:
+        # As update_counter would: an event older than the key's ring is not counted.
+        lm = fc_load_i64(&e.last_ms)
+        if lm != 0 and bt <= floordiv(lm, c.res_ms) - <int64_t>n:
+            plus_one = False
     if agg == AGG_DISTINCT:
         if e != NULL:
             items = <Item*>(<char*>e + HEAD)
@@ -1037,9 +1043,13 @@ cdef class CounterStore:
 
     cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
                           double value, uint64_t item) except? -1.0:
-        """read(), as if the event (value, item) at at_ms had been counted."""
+        """read(), as if the event (value, item) at at_ms had been counted
+        (unless update() would skip it: too far in the future, too old)."""
         cdef Counter* c = self.counter_ptr(counter)
-        return read_counter_with(c, hi, lo, at_ms, True, value, item)
+        cdef int64_t mark = fc_load_i64(self.hwm)
+        cdef bint counted = not (at_ms > mark and mark != 0 and self.max_future_ms >= 0
+                                 and <uint64_t>at_ms - <uint64_t>mark > <uint64_t>self.max_future_ms)
+        return read_counter_with(c, hi, lo, at_ms, counted, value, item)
 
     cdef int _counter_arg(self, object counter) except -1:
         if isinstance(counter, str):

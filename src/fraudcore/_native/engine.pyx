@@ -14,8 +14,8 @@ from libc.stdlib cimport calloc, free
 from libc.math cimport NAN
 
 from fraudcore._native.vm cimport (
-    Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR,
-    new_decision, bits_to_int,
+    Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY,
+    new_decision, bits_to_int, materialize,
 )
 from fraudcore._native.counters cimport (
     CounterStore, AGG_COUNT, AGG_DISTINCT, SEED_HI, SEED_LO, SEED_ITEM,
@@ -47,6 +47,8 @@ cdef struct Plan:
 cdef inline int val_hash(Val* v, uint64_t seed, uint64_t* out) except -1:
     """Hash a slot value exactly as counters.part_hash hashes the same Python
     value; returns 0 when the value cannot be a key (an error, a map)."""
+    if v.tag == T_LAZY:
+        materialize(v)
     if v.tag == T_STR:
         out[0] = hash_str(<object>v.v.o, seed)
     elif v.tag == T_INT:
@@ -148,6 +150,8 @@ cdef class NativeEngine:
         cdef int32_t f
         if self.n_total > self.n_rules:
             self.rules.run_rules(self.n_rules, self.n_total, &unused)
+        if t.tag == T_LAZY:
+            materialize(t)
         ts = t.v.i if t.tag == T_INT else 0
         for c in range(self.n_plans):
             p = &self.plans[c]
@@ -181,6 +185,8 @@ cdef class NativeEngine:
             passes = True
             if p.of_slot >= 0:
                 v = &slots[p.of_slot]
+                if v.tag == T_LAZY:
+                    materialize(v)
                 if p.agg == AGG_DISTINCT:
                     passes = val_hash(v, SEED_ITEM, &item) == 1
                 elif v.tag == T_DOUBLE:

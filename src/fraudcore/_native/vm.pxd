@@ -15,6 +15,7 @@ cdef enum:
     T_SET = 8      # constants only: v.o a frozenset (strings) or aux/ints (int set)
     T_REGEX = 9    # constants only: v.o a tuple (pattern.search, literals or None, ignore_case)
     T_BAIL = 10    # a slot whose value the VM cannot hold: programs reading it run on the reference path
+    T_LAZY = 11    # a field not converted yet: v.o the event's value, aux its K_* kind (see materialize)
 
 cdef enum:
     ID_UNKNOWN = -2   # string not looked up in the intern table yet
@@ -120,6 +121,7 @@ cdef class NativeRuleSet:
     cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1
 
 
+cdef void materialize(Val* v)
 cdef Decision new_decision(str action, int64_t score, object matched, object meta, str version)
 cdef object bits_to_int(uint64_t* words, Py_ssize_t nbits)
 
