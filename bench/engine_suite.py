@@ -372,18 +372,20 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, An
     def floor(e):
         return None
 
+    # Warm-up on the 2,000 events that follow the populating ones (both
+    # engines count them, so their states stay equal), then the timed slices,
+    # all in stream order (the stream's jitter is 2 s, below every bucket).
     off = populate
-    slices = []
-    for r in range(R):
-        slices.append(rows(cols, off, off + M))
-        off += M
-    warm = rows(cols, off, off + 2_000)        # warm-up on a few events that are then part of no timing
-    # (both engines count them, so their states stay equal)
+    warm = rows(cols, off, off + 2_000)
+    off += len(warm)
     for e in warm:
         engine.decide(e)
         hw.decide(e)
     timed_decide(floor, warm)
-    off += len(warm)
+    slices = []
+    for r in range(R):
+        slices.append(rows(cols, off, off + M))
+        off += M
     lats: dict[str, list[np.ndarray]] = {"decide": [], "handwritten": [], "call_floor": []}
     summaries: dict[str, list[dict[str, float]]] = {k: [] for k in lats}
     mismatches = 0
@@ -433,7 +435,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, An
         off += many
         list_slices.append(rows(cols, off, off + many))
         off += many
-    engine.decide_many(column_slice(cols, off - 2_000, off - 1_000))   # warm-up (on warm events, counted again)
+    engine.decide_many(column_slice(cols, populate, populate + 1_000))   # warm-up (warm events, counted again)
     for r in range(many_r):
         log(f"engine: decide_many repeat {r + 1}/{many_r} ({many:,} events, columns and list)")
         for kind, src in (("columns", col_slices[r]), ("list", list_slices[r])):

@@ -55,8 +55,8 @@ cdef struct Bucket:
 # One exact distinct item.
 cdef struct Item:
     uint64_t item        # fmix64 of the item hash, never 0; 0 = empty
-    uint32_t stamp       # bucket stamp of its latest sighting
-    uint32_t pad
+    uint32_t stamp       # bucket stamp of its newest sighting
+    uint32_t first       # bucket stamp of its oldest sighting while it stayed in the set
 
 # The 32-byte head of a table entry; buckets or items follow it.
 cdef struct EntryHead:

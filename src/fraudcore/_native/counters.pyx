@@ -523,22 +523,31 @@ cdef int distinct_add(Counter* c, EntryHead* e, int64_t b, uint64_t item) noexce
     cdef uint64_t h = fc_fmix64(item)
     cdef uint32_t s = item_stamp(b)
     cdef Item* items = <Item*>(<char*>e + HEAD)
-    cdef fc_pair cur, nxt
+    cdef fc_pair cur, nxt, upd
     cdef bint placed = False
     cdef int k, step
-    cdef uint32_t sk
+    cdef uint32_t sk, last, first
     if h == 0:
         h = <uint64_t>0x9E3779B97F4A7C15ULL   # 0 marks an empty slot
     nxt.a = h
-    nxt.b = s
-    # Pass 0 refreshes h where it already is; pass 1 takes an empty slot or
-    # one whose item left the window (relative to this event).
+    nxt.b = <uint64_t>s | (<uint64_t>s << 32)
+    # Pass 0 refreshes h where it already is (its newest and oldest
+    # sightings); pass 1 takes an empty slot or one whose item left the
+    # window (relative to this event).
     for step in range(2):
         for k in range(K_ITEMS):
             cur = fc_peek_pair(&items[k])
             while True:
                 if cur.a == h:
-                    if <int32_t>(<uint32_t>cur.b - s) >= 0 or fc_cas128(&items[k], cur, nxt, &cur):
+                    last = <uint32_t>cur.b
+                    first = <uint32_t>(cur.b >> 32)
+                    if <int32_t>(s - last) > 0:
+                        last = s
+                    if <int32_t>(first - s) > 0:
+                        first = s
+                    upd.a = h
+                    upd.b = <uint64_t>last | (<uint64_t>first << 32)
+                    if upd.b == cur.b or fc_cas128(&items[k], cur, upd, &cur):
                         placed = True
                         break
                 elif step == 1 and (cur.a == 0 or <int32_t>(s - <uint32_t>cur.b) >= <int32_t>c.n_buckets):
@@ -713,8 +722,13 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
         if e != NULL:
             items = <Item*>(<char*>e + HEAD)
             for i in range(K_ITEMS):
-                p = fc_peek_pair(&items[i])   # a torn item/stamp pair still counts one live item
-                if p.a != 0 and <uint32_t>(sbt - <uint32_t>p.b) < n:
+                # Live when its newest or its oldest sighting lies in the
+                # window: both are real sightings, so never an over-count,
+                # and a read before the item's newest sighting (a late
+                # event's decision) still finds it by its oldest one.
+                p = fc_peek_pair(&items[i])
+                if p.a != 0 and (<uint32_t>(sbt - <uint32_t>p.b) < n
+                                 or <uint32_t>(sbt - <uint32_t>(p.b >> 32)) < n):
                     count += 1
                     seen |= p.a == mixed
             sk = fc_load32(&e.sketch)
