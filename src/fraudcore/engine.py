@@ -42,7 +42,8 @@ class Engine:
         self._sketches = sketches
         self._state = os.fspath(state) if state is not None else None
         self._store = None
-        self._bind(policy)
+        self.reload_error: str | None = None
+        self._bind(policy, publish=True)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> "Engine":
@@ -54,7 +55,9 @@ class Engine:
         return cls(load_policy(name, text=text), **options)
 
     # -- binding a policy to the counter store
-    def _bind(self, policy: Policy) -> None:
+    def _bind(self, policy: Policy, *, publish: bool = False, seq: int = 0) -> None:
+        """Compile ``policy`` into the decision path. With ``publish`` its
+        rules file becomes the rules of every process sharing the region."""
         counters = policy.rules_file.counters
         if counters and _native.vm is None:
             raise FraudcoreError(
@@ -64,6 +67,8 @@ class Engine:
         if counters and self._store is None:
             self._store = self._open_store(policy)
         engine = None
+        if counters and publish:
+            seq = self._store.publish_rules(policy.rules_file.path, policy.rules_file.text)
         if counters:
             engine = _native.engine.NativeEngine(
                 policy._native,
@@ -75,6 +80,8 @@ class Engine:
                 policy.rule_counters(),
                 policy._fallback,
                 policy.filter_reference,
+                seq,
+                self._switch,
             )
         # One assignment publishes the new rules: a decision sees the old
         # policy or the new one, never a mix.
@@ -169,23 +176,44 @@ class Engine:
             out["evictions"] = sum(c["evictions"] for c in store["counters"].values())
             out["high_water_ms"] = store["high_water_ms"]
             out["state"] = store["path"]
+            out["reload_error"] = self.reload_error
         return out
 
-    def reload(self, path: str | os.PathLike[str]) -> str:
-        """Compile ``path`` and switch to it atomically; returns its version.
-        On a compile error the old rules stay in force. The counters must be
-        defined as before (their state is kept)."""
-        policy = load_policy(path)
+    def reload(self, path: str | os.PathLike[str] | None = None, *, text: str | None = None) -> str:
+        """Compile the rules file (default: the current one, re-read) and
+        switch to it atomically; returns its version. A decision sees the old
+        rules or the new ones, never a mix; every process sharing the state
+        region moves to the new rules on its next event. On a compile error
+        the old rules stay in force. The counters must be defined as before:
+        their state is kept."""
+        source = os.fspath(path) if path is not None else self._policy.rules_file.path
+        policy = load_policy(source, text=text)
         old = self._policy.rules_file.counters
         new = policy.rules_file.counters
-        if [(k, v) for k, v in old.items()] != [(k, v) for k, v in new.items()]:
+        if list(old.items()) != list(new.items()):
             raise FraudcoreError(
-                "reload: the counter definitions changed; this engine keeps counter state only "
-                "for unchanged definitions (restart with the new file to start them afresh)"
+                "reload: the counter definitions changed; counter state is kept only for unchanged "
+                "definitions, so start a new state region to count with the new ones"
             )
         with self._lock:
-            self._bind(policy)
+            self._bind(policy, publish=True)
         return policy.version
+
+    def _switch(self, event: dict[str, Any], mode: int) -> Decision | None:
+        """The region holds newer rules than this process runs: compile them,
+        move to them, and decide ``event`` with them."""
+        with self._lock:
+            seq, path, text = self._store.read_rules()
+            if self._engine.seq != seq:
+                try:
+                    self._bind(load_policy(path, text=text), seq=seq)
+                    self.reload_error = None
+                except FraudcoreError as e:
+                    # This process cannot compile them (a list file missing
+                    # here, say): it keeps its rules and says why in stats().
+                    self.reload_error = f"rules published at sequence {seq} ({path}) failed here: {e}"
+                    self._bind(self._policy, seq=seq)
+        return self._engine.decide(event, mode)
 
     def close(self) -> None:
         if self._store is not None:

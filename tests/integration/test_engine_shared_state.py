@@ -194,3 +194,49 @@ def test_not_a_state_file_is_refused(rules, tmp_path):
     with pytest.raises(StateError) as info:
         Engine.from_file(rules, state=junk, capacity=1024)
     assert str(junk) in str(info.value)
+
+
+# argv: rules path, state path. Decides one event a line of stdin and prints
+# the version that decided it.
+FOLLOWER = r"""
+import sys
+from fraudcore import Engine
+engine = Engine.from_file(sys.argv[1], state=sys.argv[2], capacity=1024)
+print("ready", flush=True)
+for line in sys.stdin:
+    d = engine.decide({"type": "deposit", "user_id": "f", "amount": 1.0, "device_id": "d", "ts": int(line)})
+    print(d.version, engine.stats()["reload_error"], flush=True)
+"""
+
+
+def test_reload_in_one_process_moves_every_process(rules, tmp_path):
+    state = tmp_path / "fc"
+    leader = Engine.from_file(rules, state=state, capacity=1024)
+    follower = subprocess.Popen([sys.executable, "-c", FOLLOWER, str(rules), str(state)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline().strip() == "ready"
+
+        def ask(ts):
+            follower.stdin.write(f"{ts}\n")
+            follower.stdin.flush()
+            return follower.stdout.readline().split(" ", 1)
+
+        assert ask(T0)[0] == "shared-1"
+        v2 = tmp_path / "rules-v2.yaml"
+        v2.write_text(RULES.replace("version: shared-1", "version: shared-2").replace("n > 3", "n > 30"))
+        assert leader.reload(v2) == "shared-2"
+        version, error = ask(T0 + 1)
+        assert (version, error.strip()) == ("shared-2", "None")
+        # Counter state carried over: the follower's two events are both counted.
+        assert leader.counter("n", user_id="f", at=T0 + 1) == 2
+        # A file that does not compile changes nothing anywhere.
+        bad = tmp_path / "rules-bad.yaml"
+        bad.write_text(RULES.replace("n > 3", "n >"))
+        with pytest.raises(Exception):
+            leader.reload(bad)
+        assert ask(T0 + 2)[0] == "shared-2" and leader.version == "shared-2"
+    finally:
+        follower.stdin.close()
+        follower.wait(timeout=30)
+        follower.stdout.close()

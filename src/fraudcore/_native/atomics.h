@@ -116,6 +116,13 @@ static inline uint64_t fc_add64(void *p, uint64_t v) { return __atomic_fetch_add
  * `lock or`. */
 static inline void fc_or64(void *p, uint64_t v) { __atomic_fetch_or((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
 
+/* The rules area's seqlock word: a full barrier, so the publisher owns the
+ * area before it writes a byte of the new text. */
+static inline int fc_cas64(void *p, uint64_t expected, uint64_t desired)
+{
+    return __sync_bool_compare_and_swap((uint64_t *)p, expected, desired);
+}
+
 static inline int fc_cas32(void *p, uint32_t expected, uint32_t desired)
 {
     return __sync_bool_compare_and_swap((uint32_t *)p, expected, desired);

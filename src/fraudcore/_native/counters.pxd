@@ -15,6 +15,7 @@ cdef extern from "atomics.h" nogil:
     uint64_t fc_add64(void* p, uint64_t v)
     void fc_or64(void* p, uint64_t v)
     bint fc_cas32(void* p, uint32_t expected, uint32_t desired)
+    bint fc_cas64(void* p, uint64_t expected, uint64_t desired)
     void fc_max_i64(void* p, int64_t v)
     void fc_max_u32_serial(void* p, uint32_t v)
 
@@ -114,6 +115,8 @@ cdef class CounterStore:
     cdef tuple _aggs
     cdef dict _index
 
+    cdef size_t rules_area         # offset of the shared rules area
+    cdef uint64_t rules_seq(self) noexcept nogil
     cdef int update(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value, uint64_t item) except -1
     cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms) except? -1.0
     cdef void prefetch(self, int counter, uint64_t lo, int64_t ts_ms) noexcept nogil

@@ -103,6 +103,7 @@ cdef extern from *:
 #   0 u64 table offset   8 u64 capacity   16 u64 entry size   24 u32 buckets N
 #   28 u32 agg   32 i64 window ms   40 i64 resolution ms   48 u64 pool offset
 #   56 u32 sketches in pool   64.. N_STATS u64 statistics (atomic adds)
+# Then the rules area (RULES_AREA bytes, see publish_rules).
 # Entry: EntryHead (32 bytes) then N Buckets (16 bytes) or 16 Items (16 bytes).
 # Sketch: HLL_M registers x HLL_R u32 stamps (the newest bucket stamp at which
 # an item of that register and rank was seen).
@@ -122,7 +123,12 @@ cdef enum:
     TAKEOVER_NS = 100000000  # a reserved slot older than this is finished by its next writer
 
 MAGIC = b"FCSTORE1"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
+# The rules area at the end of the region: the rules file every process of
+# the region decides with. [u64 seq][u64 path length][u64 text length][path]
+# [text]; seq is a seqlock (odd while a publisher writes), so a reader copies
+# the text and keeps it only if seq was even and unchanged around the copy.
+RULES_AREA = 16 << 20
 SKETCH_BYTES = SKETCH_SIZE
 AGGS = ("count", "sum", "min", "max", "avg", "distinct")
 STAT_NAMES = ("keys_claimed", "evictions", "too_old", "future_skipped", "nan_skipped",
@@ -539,12 +545,19 @@ cdef int distinct_add(Counter* c, EntryHead* e, int64_t b, uint64_t item) noexce
             cur = fc_peek_pair(&items[k])
             while True:
                 if cur.a == h:
+                    # {first, last} span the item's current run of sightings,
+                    # each less than a window after the one before: a read at
+                    # any time of [first, last + window) has a sighting in its
+                    # window.
                     last = <uint32_t>cur.b
                     first = <uint32_t>(cur.b >> 32)
-                    if <int32_t>(s - last) > 0:
+                    if <int32_t>(s - last) >= <int32_t>c.n_buckets:
+                        first = s           # a new run: the old one left every window containing s
                         last = s
-                    if <int32_t>(first - s) > 0:
-                        first = s
+                    elif <int32_t>(s - last) > 0:
+                        last = s
+                    elif <int32_t>(first - s) > 0 and <int32_t>(first - s) < <int32_t>c.n_buckets:
+                        first = s           # a late sighting extends the run backwards
                     upd.a = h
                     upd.b = <uint64_t>last | (<uint64_t>first << 32)
                     if upd.b == cur.b or fc_cas128(&items[k], cur, upd, &cur):
@@ -722,13 +735,13 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
         if e != NULL:
             items = <Item*>(<char*>e + HEAD)
             for i in range(K_ITEMS):
-                # Live when its newest or its oldest sighting lies in the
-                # window: both are real sightings, so never an over-count,
-                # and a read before the item's newest sighting (a late
-                # event's decision) still finds it by its oldest one.
+                # Live when the read falls in [first, last + window) of the
+                # item's run of sightings (see distinct_add): so a read before
+                # the item's newest sighting (a late event's decision) still
+                # finds it.
                 p = fc_peek_pair(&items[i])
-                if p.a != 0 and (<uint32_t>(sbt - <uint32_t>p.b) < n
-                                 or <uint32_t>(sbt - <uint32_t>(p.b >> 32)) < n):
+                if p.a != 0 and <int32_t>(sbt - <uint32_t>(p.b >> 32)) >= 0 \
+                        and <int32_t>(sbt - <uint32_t>p.b) < <int32_t>n:
                     count += 1
                     seen |= p.a == mixed
             sk = fc_load32(&e.sketch)
@@ -892,7 +905,8 @@ cdef class CounterStore:
             ns = sketches if a == AGG_DISTINCT else 0
             off = align_up(off + ns * SKETCH_BYTES, PAGE)
             descs.append((table, cap, esize, nb, a, w, r, pool, ns))
-        total = off
+        self.rules_area = off
+        total = off + RULES_AREA
         da = fc_hash(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), 1)
         db = fc_hash(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), 2)
         header = bytearray(HEADER_FIXED + DESC_SIZE * len(specs) + len(text))
@@ -925,6 +939,62 @@ cdef class CounterStore:
             self.counters[i].sketches = self.base + <size_t>pool
             self.counters[i].n_sketches = ns
             self.counters[i].stats = <uint64_t*>(self.base + HEADER_FIXED + DESC_SIZE * i + 64)
+
+    cdef uint64_t rules_seq(self) noexcept nogil:
+        """The rules area's sequence number: 0 when no rules were published,
+        odd while a publisher is writing, changed by every publication."""
+        return fc_load64(self.base + self.rules_area)
+
+    def rules_generation(self):
+        return self.rules_seq()
+
+    def publish_rules(self, str path, str text):
+        """Make (path, text) the rules of every process on this region;
+        returns the new sequence number. A publisher killed mid-write leaves
+        the area odd; the next publisher takes it over after a second."""
+        cdef char* area = self.base + self.rules_area
+        cdef uint64_t v, mine
+        cdef int64_t waited = now_ns()
+        data_path = path.encode("utf-8", "surrogatepass")
+        data_text = text.encode("utf-8", "surrogatepass")
+        if 24 + len(data_path) + len(data_text) > RULES_AREA:
+            raise ValueError(f"rules file too large for the shared rules area ({len(data_text)} bytes)")
+        while True:
+            v = fc_load64(area)
+            if v & 1 == 0 and fc_cas64(area, v, v + 1):
+                mine = v + 1
+                break
+            if v & 1 and now_ns() - waited > 1000000000 and fc_cas64(area, v, v + 2):
+                mine = v + 2            # an abandoned publication: ours now
+                break
+            sched_yield()
+        (<uint64_t*>area)[1] = len(data_path)
+        (<uint64_t*>area)[2] = len(data_text)
+        memcpy(area + 24, PyBytes_AS_STRING(data_path), len(data_path))
+        memcpy(area + 24 + len(data_path), PyBytes_AS_STRING(data_text), len(data_text))
+        fc_store_i64(area, <int64_t>(mine + 1))     # release: the text is visible before the even seq
+        return mine + 1
+
+    def read_rules(self):
+        """(seq, path, text) of the published rules, or (0, None, None)."""
+        cdef char* area = self.base + self.rules_area
+        cdef uint64_t s1, s2, np, nt
+        while True:
+            s1 = fc_load64(area)
+            if s1 == 0:
+                return 0, None, None
+            if s1 & 1:
+                sched_yield()
+                continue
+            np = (<uint64_t*>area)[1]
+            nt = (<uint64_t*>area)[2]
+            if 24 + np + nt > RULES_AREA:
+                continue                # torn lengths: the seq check below fails too
+            path = area[24:24 + np].decode("utf-8", "surrogatepass")
+            text = area[24 + np:24 + np + nt].decode("utf-8", "surrogatepass")
+            s2 = fc_load64(area)
+            if s1 == s2:
+                return s1, path, text
 
     def _map_anonymous(self, size_t total):
         cdef void* p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)

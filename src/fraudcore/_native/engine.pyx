@@ -85,6 +85,8 @@ cdef class NativeEngine:
     cdef tuple counter_names
     cdef tuple rule_counters       # per decision rule: indices of the counters it reads
     cdef bint any_counter_reads
+    cdef readonly uint64_t seq     # the store's rules sequence number these rules belong to
+    cdef object switch             # switch(event, mode) -> Decision: rebind to newly published rules
     cdef uint64_t* keys            # per counter: the current event's (hi, lo)
     cdef bint* valid               # per counter: whether the current event has a key
 
@@ -94,7 +96,8 @@ cdef class NativeEngine:
         self.valid = NULL
 
     def __init__(self, NativeRuleSet rules, CounterStore store, plans, Py_ssize_t n_rules,
-                 int32_t time_slot, counter_names, rule_counters, fallback, filter_fallback):
+                 int32_t time_slot, counter_names, rule_counters, fallback, filter_fallback,
+                 uint64_t seq, switch):
         """``plans``: per counter (store index, agg code, slot, filter rule,
         of slot, by slots)."""
         cdef Py_ssize_t i, j
@@ -105,6 +108,8 @@ cdef class NativeEngine:
         self.time_slot = time_slot
         self.fallback = fallback
         self.filter_fallback = filter_fallback
+        self.seq = seq
+        self.switch = switch
         self.counter_names = tuple(counter_names)
         self.rule_counters = tuple(tuple(c) for c in rule_counters)
         self.any_counter_reads = any(self.rule_counters)
@@ -224,6 +229,10 @@ cdef class NativeEngine:
         cdef int64_t score
         cdef Decision d
         cdef dict ev = event if type(event) is dict else dict(event)
+        if self.store.rules_seq() != self.seq:
+            # Another process (or this one) published new rules in the shared
+            # region: every process moves to them on its next event.
+            return self.switch(ev, mode)
         self.rules.load(ev)
         self.count(ev, mode)
         if mode == MODE_INGEST:
