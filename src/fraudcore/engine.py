@@ -190,14 +190,33 @@ class Engine:
         policy = load_policy(source, text=text)
         old = self._policy.rules_file.counters
         new = policy.rules_file.counters
-        if list(old.items()) != list(new.items()):
-            raise FraudcoreError(
-                "reload: the counter definitions changed; counter state is kept only for unchanged "
-                "definitions, so start a new state region to count with the new ones"
-            )
         with self._lock:
+            if list(old.items()) != list(new.items()):
+                self._restore(policy)
             self._bind(policy, publish=True)
         return policy.version
+
+    def _restore(self, policy: Policy) -> None:
+        """New counter definitions: a new region, into which every counter
+        whose definition is unchanged brings its state. A shared region is
+        the counters of every process that maps it, so it cannot change
+        under them: that takes a new state path."""
+        if self._state is not None:
+            raise FraudcoreError(
+                f"reload: the counter definitions changed, and the shared state {self._state} holds the old "
+                "ones for every process; start the engines with a new state path to count with the new ones"
+            )
+        old_store, old = self._store, self._policy.rules_file.counters
+        self._store = self._open_store(policy) if policy.rules_file.counters else None
+        if self._store is None or old_store is None:
+            return
+        old_index = {cid: i for i, cid in enumerate(old)}
+        for i, (cid, c) in enumerate(policy.rules_file.counters.items()):
+            if cid in old_index and old[cid] == c:
+                try:
+                    self._store.adopt(i, old_store, old_index[cid])
+                except ValueError:
+                    pass  # its capacity changed: it starts afresh
 
     def _switch(self, event: dict[str, Any], mode: int) -> Decision | None:
         """The region holds newer rules than this process runs: compile them,

@@ -488,16 +488,33 @@ def test_reload_compile_error_keeps_old_rules(engine, tmp_path):
     assert d.version == "v1" and "third_event" in d.rules
 
 
-def test_reload_changed_counters_is_clear_error(engine, tmp_path):
+def test_reload_with_changed_counters_keeps_the_unchanged_ones(engine, tmp_path):
     engine.decide(ev(t=0))
+    engine.decide(ev(t=SEC))
+    assert engine.counter("n", user_id="u1", at=2 * SEC + T0) == 2
     changed = tmp_path / "changed.yaml"
     changed.write_text(HEAD.format(version="v3") + COUNTERS.replace("n:       {agg: count, by: user_id, window: 1h}",
                                                                      "n:       {agg: count, by: user_id, window: 2h}")
                        + RULES_BODY)
-    with pytest.raises(FraudcoreError, match="counter"):
-        engine.reload(changed)
-    assert engine.version == "v1"
-    assert engine.counter("n", user_id="u1", at=T0) == 1
+    assert engine.reload(changed) == "v3"
+    # n's window changed: it starts afresh; wd, total... kept their state.
+    assert engine.counter("n", user_id="u1", at=T0 + 2 * SEC) == 0
+    assert engine.counter("pair", user_id="u1", ip="1.1.1.1", at=T0 + 2 * SEC) == 2
+    assert engine.counter("total", user_id="u1", at=T0 + 2 * SEC) == 2 * ev(t=0)["amount"]
+    d = engine.decide(ev(t=2 * SEC))
+    assert d.version == "v3"
+    assert engine.counter("n", user_id="u1", at=T0 + 2 * SEC) == 1
+
+
+def test_reload_with_changed_counters_on_shared_state_is_a_clear_error(tmp_path):
+    e = Engine.from_text(RULES, state=tmp_path / "fc", capacity=1024)
+    e.decide(ev(t=0))
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(HEAD.format(version="v3") + COUNTERS.replace("window: 1h}", "window: 2h}", 1) + RULES_BODY)
+    with pytest.raises(FraudcoreError, match="new state path"):
+        e.reload(changed)
+    assert e.version == "v1" and e.counter("n", user_id="u1", at=T0) == 1
+    e.close()
 
 
 # -- native vs reference, whole decisions -------------------------------------------------

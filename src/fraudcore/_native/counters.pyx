@@ -1182,6 +1182,21 @@ cdef class CounterStore:
     def sketch_bytes(self):
         return SKETCH_BYTES
 
+    def adopt(self, int counter, CounterStore other, int other_counter):
+        """Copy another store's counter (same definition and capacity) into
+        ``counter`` of this one: its keys, buckets, sketches and statistics.
+        How a reload keeps the state of the counters it does not change.
+        Not for stores other processes are writing."""
+        cdef Counter* dst = self.counter_ptr(counter)
+        cdef Counter* src = other.counter_ptr(other_counter)
+        if (dst.agg != src.agg or dst.window_ms != src.window_ms or dst.res_ms != src.res_ms
+                or dst.mask != src.mask or dst.entry_size != src.entry_size or dst.n_sketches != src.n_sketches):
+            raise ValueError(f"counter {self._names[counter]!r}: definitions or capacities differ, cannot adopt")
+        memcpy(dst.table, src.table, <size_t>(src.mask + 1) * src.entry_size)
+        memcpy(dst.sketches, src.sketches, <size_t>src.n_sketches * SKETCH_SIZE)
+        memcpy(dst.stats, src.stats, N_STATS * sizeof(uint64_t))
+        fc_max_i64(self.hwm, fc_load_i64(other.hwm))
+
     def stats(self):
         """Per counter: keys held, capacity, bytes, and the event outcomes;
         plus the region's size, path and high-water mark."""
