@@ -14,8 +14,8 @@ from libc.stdlib cimport calloc, free
 from libc.math cimport NAN
 
 from fraudcore._native.vm cimport (
-    Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY,
-    new_decision, bits_to_int, materialize,
+    Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY, T_COUNTER,
+    new_decision, bits_to_int, materialize, set_counter_hook,
 )
 from fraudcore._native.counters cimport (
     CounterStore, AGG_COUNT, AGG_DISTINCT, SEED_HI, SEED_LO, SEED_ITEM,
@@ -47,7 +47,7 @@ cdef struct Plan:
 cdef inline int val_hash(Val* v, uint64_t seed, uint64_t* out) except -1:
     """Hash a slot value exactly as counters.part_hash hashes the same Python
     value; returns 0 when the value cannot be a key (an error, a map)."""
-    if v.tag == T_LAZY:
+    if v.tag >= T_LAZY:
         materialize(v)
     if v.tag == T_STR:
         out[0] = hash_str(<object>v.v.o, seed)
@@ -89,11 +89,18 @@ cdef class NativeEngine:
     cdef object switch             # switch(event, mode) -> Decision: rebind to newly published rules
     cdef uint64_t* keys            # per counter: the current event's (hi, lo)
     cdef bint* valid               # per counter: whether the current event has a key
+    cdef bint* dry                 # per counter: read as if the event were counted (evaluate)
+    cdef double* values            # per counter: the event's value (sum, min, max, avg)
+    cdef uint64_t* items           # per counter: the event's item hash (distinct)
+    cdef int64_t ts                # the current event's time
 
     def __cinit__(self):
         self.plans = NULL
         self.keys = NULL
         self.valid = NULL
+        self.dry = NULL
+        self.values = NULL
+        self.items = NULL
 
     def __init__(self, NativeRuleSet rules, CounterStore store, plans, Py_ssize_t n_rules,
                  int32_t time_slot, counter_names, rule_counters, fallback, filter_fallback,
@@ -117,7 +124,11 @@ cdef class NativeEngine:
         self.plans = <Plan*>calloc(max(self.n_plans, 1), sizeof(Plan))
         self.keys = <uint64_t*>calloc(2 * max(self.n_plans, 1), sizeof(uint64_t))
         self.valid = <bint*>calloc(max(self.n_plans, 1), sizeof(bint))
-        if self.plans == NULL or self.keys == NULL or self.valid == NULL:
+        self.dry = <bint*>calloc(max(self.n_plans, 1), sizeof(bint))
+        self.values = <double*>calloc(max(self.n_plans, 1), sizeof(double))
+        self.items = <uint64_t*>calloc(max(self.n_plans, 1), sizeof(uint64_t))
+        if (self.plans == NULL or self.keys == NULL or self.valid == NULL or self.dry == NULL
+                or self.values == NULL or self.items == NULL):
             raise MemoryError()
         for i, (index, agg, slot, filter_rule, of_slot, by) in enumerate(plans):
             if len(by) > MAX_KEY_PARTS:
@@ -135,6 +146,9 @@ cdef class NativeEngine:
         free(self.plans)
         free(self.keys)
         free(self.valid)
+        free(self.dry)
+        free(self.values)
+        free(self.items)
 
     cdef int count(self, dict event, int mode) except -1:
         """Count the loaded event (unless evaluating) and read every counter
@@ -155,7 +169,7 @@ cdef class NativeEngine:
         cdef int32_t f
         if self.n_total > self.n_rules:
             self.rules.run_rules(self.n_rules, self.n_total, &unused)
-        if t.tag == T_LAZY:
+        if t.tag >= T_LAZY:
             materialize(t)
         ts = t.v.i if t.tag == T_INT else 0
         for c in range(self.n_plans):
@@ -190,7 +204,7 @@ cdef class NativeEngine:
             passes = True
             if p.of_slot >= 0:
                 v = &slots[p.of_slot]
-                if v.tag == T_LAZY:
+                if v.tag >= T_LAZY:
                     materialize(v)
                 if p.agg == AGG_DISTINCT:
                     passes = val_hash(v, SEED_ITEM, &item) == 1
@@ -210,18 +224,31 @@ cdef class NativeEngine:
                     passes = (self.rules.matched[f >> 6] >> (f & 63)) & 1
             if passes and mode != MODE_EVALUATE:
                 self.store.update(p.store_index, hi, lo, ts, value, item)
-            if mode == MODE_INGEST:
-                continue
-            if passes and mode == MODE_EVALUATE:
-                result = self.store.read_with(p.store_index, hi, lo, ts, value, item)
-            else:
-                result = self.store.read(p.store_index, hi, lo, ts)
-            if p.agg == AGG_COUNT or p.agg == AGG_DISTINCT:
-                out.tag = T_INT
-                out.v.i = <int64_t>result
-            else:
-                out.tag = T_DOUBLE
-                out.v.d = result
+            # Read when a rule first needs it (materialize → read_hook).
+            self.dry[c] = passes and mode == MODE_EVALUATE
+            self.values[c] = value
+            self.items[c] = item
+            out.tag = T_COUNTER
+            out.aux = <int32_t>c
+            out.v.o = <PyObject*>self
+        self.ts = ts
+        return 0
+
+    cdef int read(self, int32_t c, Val* out) except -1:
+        """Read counter c for the current event into ``out``."""
+        cdef Plan* p = &self.plans[c]
+        cdef uint64_t hi = self.keys[2 * c], lo = self.keys[2 * c + 1]
+        cdef double result
+        if self.dry[c]:
+            result = self.store.read_with(p.store_index, hi, lo, self.ts, self.values[c], self.items[c])
+        else:
+            result = self.store.read(p.store_index, hi, lo, self.ts)
+        if p.agg == AGG_COUNT or p.agg == AGG_DISTINCT:
+            out.tag = T_INT
+            out.v.i = <int64_t>result
+        else:
+            out.tag = T_DOUBLE
+            out.v.d = result
         return 0
 
     def decide(self, event, int mode=MODE_DECIDE):
@@ -264,6 +291,8 @@ cdef class NativeEngine:
         out = []
         for c in range(self.n_plans):
             v = &self.rules.slots[self.plans[c].slot]
+            if v.tag >= T_LAZY:
+                materialize(v)
             out.append(None if v.tag == T_ERR else (v.v.i if v.tag == T_INT else v.v.d))
         return out
 
@@ -276,8 +305,17 @@ cdef class NativeEngine:
             if matched & 1:
                 for c in <tuple>self.rule_counters[r]:
                     v = &self.rules.slots[self.plans[<Py_ssize_t>c].slot]
+                    if v.tag >= T_LAZY:
+                        materialize(v)
                     if v.tag != T_ERR:
                         out[self.counter_names[c]] = v.v.i if v.tag == T_INT else v.v.d
             matched >>= 1
             r += 1
         return out
+
+
+cdef int read_hook(PyObject* engine, int32_t counter, Val* out) except -1:
+    return (<NativeEngine>engine).read(counter, out)
+
+
+set_counter_hook(read_hook)

@@ -16,6 +16,7 @@ cdef enum:
     T_REGEX = 9    # constants only: v.o a tuple (pattern.search, literals or None, ignore_case)
     T_BAIL = 10    # a slot whose value the VM cannot hold: programs reading it run on the reference path
     T_LAZY = 11    # a field not converted yet: v.o the event's value, aux its K_* kind (see materialize)
+    T_COUNTER = 12 # a counter not read yet: v.o the engine that reads it, aux its number (see materialize)
 
 cdef enum:
     ID_UNKNOWN = -2   # string not looked up in the intern table yet
@@ -87,6 +88,8 @@ cdef class NativeRuleSet:
     cdef int32_t* slot_kinds
     cdef int32_t* load_order       # slots loaded from the event
     cdef Py_ssize_t n_load
+    cdef int32_t* set_order        # slots the caller fills (reset to errors by load)
+    cdef Py_ssize_t n_set
     cdef Py_ssize_t n_slots
     cdef Val* slots
     cdef int32_t** reads           # per rule: slots it reads, -1 terminated
@@ -113,7 +116,6 @@ cdef class NativeRuleSet:
     cdef int32_t* guard_slot
     cdef int32_t* guard_id         # interned id of the string a GUARD_STR rule needs
     cdef bint has_bail             # some loaded slot holds T_BAIL (readers go to the reference path)
-    cdef bint set_bail             # some caller-set slot holds T_BAIL
 
     cdef int load(self, dict event) except -1
     cdef int32_t field_slot(self, PyObject* key) noexcept
@@ -121,7 +123,10 @@ cdef class NativeRuleSet:
     cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1
 
 
-cdef void materialize(Val* v)
+# How materialize reads a T_COUNTER slot: set by the engine module.
+ctypedef int (*counter_hook_t)(PyObject* engine, int32_t counter, Val* out) except -1
+cdef void set_counter_hook(counter_hook_t hook) noexcept
+cdef int materialize(Val* v) except -1
 cdef Decision new_decision(str action, int64_t score, object matched, object meta, str version)
 cdef object bits_to_int(uint64_t* words, Py_ssize_t nbits)
 

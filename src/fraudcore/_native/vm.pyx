@@ -558,7 +558,7 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
             # The commonest rule shape: ``field <cmp> constant``.
             top += 1
             v = &slots[ops[pc + 1]]
-            if v.tag == T_LAZY:
+            if v.tag >= T_LAZY:
                 materialize(v)
             status = fast_compare(v, &consts[ops[pc + 3]], ops[pc + 2], top, intern)
             if status != RUN_OK:
@@ -585,7 +585,7 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
         elif op == OP_LOAD:
             top += 1
             v = &slots[ops[pc + 1]]
-            if v.tag == T_LAZY:
+            if v.tag >= T_LAZY:
                 materialize(v)
             top[0] = v[0]
             pc += 2
@@ -897,11 +897,25 @@ cdef inline void load_field(object value, int32_t kind, Val* out):
         out.tag = T_BAIL
 
 
-cdef void materialize(Val* v):
-    """Convert a lazily loaded field (T_LAZY: v.o the event's value, aux its
-    kind) on first use: an event's fields no evaluated rule reaches are never
-    touched, which saves a cache miss per field on a fresh event."""
-    load_field(<object>v.v.o, v.aux, v)
+cdef counter_hook_t counter_hook = NULL
+
+
+cdef void set_counter_hook(counter_hook_t hook) noexcept:
+    global counter_hook
+    counter_hook = hook
+
+
+cdef int materialize(Val* v) except -1:
+    """Fill a slot on first use. A lazily loaded field (T_LAZY: v.o the
+    event's value, aux its kind) is converted: fields no evaluated rule
+    reaches are never touched, which saves a cache miss each on a fresh
+    event. A counter (T_COUNTER) is read from the store by the engine's hook:
+    counters no evaluated rule reads are never read."""
+    if v.tag == T_LAZY:
+        load_field(<object>v.v.o, v.aux, v)
+    elif v.tag == T_COUNTER:
+        counter_hook(v.v.o, v.aux, v)
+    return 0
 
 
 cdef class NativeRuleSet:
@@ -923,12 +937,12 @@ cdef class NativeRuleSet:
         self.key_table = NULL
         self.key_slots = NULL
         self.seen = NULL
+        self.set_order = NULL
         self.generation = 0
         self.guard_kind = NULL
         self.guard_slot = NULL
         self.guard_id = NULL
         self.has_bail = False
-        self.set_bail = False
 
     def __init__(self, bytecodes, slot_names, slot_kinds, ranks, scores, thresholds):
         """``thresholds[r]`` is the score from which action rank r applies, or -1."""
@@ -959,12 +973,19 @@ cdef class NativeRuleSet:
                 or self.thresholds == NULL):
             raise MemoryError()
         self.n_load = 0
+        self.n_set = 0
+        self.set_order = <int32_t*>malloc(max(self.n_slots, 1) * sizeof(int32_t))
+        if self.set_order == NULL:
+            raise MemoryError()
         for i in range(self.n_slots):
             self.slots[i].tag = T_ERR       # until loaded or set: reading it is an error
             self.slot_kinds[i] = slot_kinds[i]
             if slot_kinds[i] != K_SET:
                 self.load_order[self.n_load] = i
                 self.n_load += 1
+            else:
+                self.set_order[self.n_set] = i
+                self.n_set += 1
         for i in range(self.n_actions):
             self.thresholds[i] = thresholds[i]
         self.build_key_table()
@@ -1028,6 +1049,7 @@ cdef class NativeRuleSet:
         free(self.key_table)
         free(self.key_slots)
         free(self.seen)
+        free(self.set_order)
         free(self.guard_kind)
         free(self.guard_slot)
         free(self.guard_id)
@@ -1047,119 +1069,6 @@ cdef class NativeRuleSet:
         free(self.matched)
         free(self.failed)
         free(self.hits)
-
-    def set_slot(self, Py_ssize_t slot, value):
-        """Fill a K_SET slot (a counter's value) before ``run``. ``value``
-        must stay alive until ``run`` returns."""
-        if not 0 <= slot < self.n_slots or self.slot_kinds[slot] != K_SET:
-            raise IndexError(f"slot {slot} is not a caller-filled slot")
-        load_value(value, &self.slots[slot])
-        self.set_bail |= self.slots[slot].tag == T_BAIL
-
-    cdef int load(self, dict event) except -1:
-        """Fill the event's slots (borrowed: ``event`` must outlive the run).
-
-        One walk over the event's items, matching keys by address against
-        the (interned) field names: events built from literals, JSON or
-        msgpack with interned keys need no hash lookups at all. Fields not
-        met that way are looked up by value, so any dict works."""
-        cdef Py_ssize_t i, pos = 0
-        cdef int32_t s
-        cdef PyObject* key
-        cdef PyObject* value
-        cdef PyObject* item
-        self.generation += 1
-        self.has_bail = self.set_bail
-        while PyDict_Next(event, &pos, &key, &value):
-            s = self.field_slot(key)
-            if s >= 0:
-                self.slots[s].tag = T_LAZY
-                self.slots[s].aux = self.slot_kinds[s]
-                self.slots[s].v.o = value
-                self.seen[s] = self.generation
-                self.has_bail |= self.slot_kinds[s] == K_OTHER
-        for i in range(self.n_load):
-            s = self.load_order[i]
-            if self.seen[s] == self.generation:
-                continue
-            if self.slot_kinds[s] == K_EVENT:
-                self.slots[s].tag = T_MAP
-                self.slots[s].v.o = <PyObject*>event
-                continue
-            item = PyDict_GetItemWithError(event, self.slot_names[s])
-            if item == NULL:
-                self.slots[s].tag = T_ERR       # missing field
-            else:
-                self.slots[s].tag = T_LAZY
-                self.slots[s].aux = self.slot_kinds[s]
-                self.slots[s].v.o = item
-                self.has_bail |= self.slot_kinds[s] == K_OTHER
-        return 0
-
-    cdef inline int32_t field_slot(self, PyObject* key) noexcept:
-        """The slot of the field whose name is the object ``key``, or -1."""
-        cdef size_t mask = self.key_table_size - 1
-        cdef size_t h = ((<size_t>key) >> 4) * <size_t>0x9E3779B97F4A7C15 >> 32
-        while True:
-            h &= mask
-            if self.key_table[h] == key:
-                return self.key_slots[h]
-            if self.key_table[h] == NULL:
-                return -1
-            h += 1
-
-    cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1:
-        """Run rules lo..hi-1 over the loaded slots: set their matched and
-        failed bits, return the action rank (score thresholds included)."""
-        cdef Py_ssize_t i, r
-        cdef int32_t* rd
-        cdef int32_t g
-        cdef Val* gv
-        cdef Val out
-        cdef int status
-        cdef int64_t score = 0
-        cdef int32_t rank = 0
-        cdef uint64_t bit
-        for r in range(lo, hi):
-            bit = (<uint64_t>1) << (r & 63)
-            self.matched[r >> 6] &= ~bit
-            self.failed[r >> 6] &= ~bit
-            g = self.guard_kind[r]
-            if g != GUARD_NONE:
-                gv = &self.slots[self.guard_slot[r]]
-                if gv.tag == T_LAZY:
-                    materialize(gv)
-                if g == GUARD_STR:
-                    if gv.tag == T_STR and intern_id(gv, self.intern) != self.guard_id[r]:
-                        continue        # ``field == "x" && ...`` with field != "x": false
-                elif gv.tag == T_BOOL and gv.v.i == 0:
-                    continue            # ``flag && ...`` with flag false: false
-            status = RUN_OK if self.codes[r].ops != NULL else RUN_BAIL
-            if self.has_bail:
-                rd = self.reads[r]
-                while status == RUN_OK and rd[0] >= 0:
-                    if self.slots[rd[0]].tag == T_LAZY:
-                        materialize(&self.slots[rd[0]])
-                    if self.slots[rd[0]].tag == T_BAIL:
-                        status = RUN_BAIL
-                    rd += 1
-            if status == RUN_OK:
-                status = run(&self.codes[r], self.slots, self.intern, &out)
-            if status == RUN_OK and out.tag == T_BOOL:
-                if out.v.i:
-                    self.hits[r] += 1
-                    score += self.scores[r]
-                    if self.ranks[r] > rank:
-                        rank = self.ranks[r]
-                    self.matched[r >> 6] |= (<uint64_t>1) << (r & 63)
-            else:
-                self.failed[r >> 6] |= (<uint64_t>1) << (r & 63)
-        for i in range(self.n_actions - 1, rank, -1):
-            if self.thresholds[i] >= 0 and score >= self.thresholds[i]:
-                rank = <int32_t>i
-                break
-        score_out[0] = score
-        return rank
 
     def configure(self, actions, meta, fallback, Py_ssize_t n_decision):
         """What ``decide`` needs to build Decisions: the action names by rank,
