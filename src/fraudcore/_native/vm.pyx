@@ -510,7 +510,7 @@ cdef bint regex_search(PyObject* spec, object s) except -1:
     anything else goes to the regex engine (one match object, freed at once)."""
     cdef object literals = <object>PyTuple_GET_ITEM(<object>spec, 1)
     if literals is not None:
-        if PyTuple_GET_ITEM(<object>spec, 2) == <PyObject*>False:
+        if <object>PyTuple_GET_ITEM(<object>spec, 2) is False:
             for lit in literals:
                 if latin1_find(s, lit):
                     return True
@@ -1069,6 +1069,115 @@ cdef class NativeRuleSet:
         free(self.matched)
         free(self.failed)
         free(self.hits)
+
+    cdef int load(self, dict event) except -1:
+        """Fill the event's slots (borrowed: ``event`` must outlive the run).
+
+        One walk over the event's items, matching keys by address against
+        the (interned) field names: events built from literals, JSON or
+        msgpack with interned keys need no hash lookups at all. Fields not
+        met that way are looked up by value, so any dict works."""
+        cdef Py_ssize_t i, pos = 0
+        cdef int32_t s
+        cdef PyObject* key
+        cdef PyObject* value
+        cdef PyObject* item
+        self.generation += 1
+        self.has_bail = False
+        for i in range(self.n_set):
+            # Caller-filled slots (counters) from a previous event must not
+            # leak into this one: errors until the caller fills them.
+            self.slots[self.set_order[i]].tag = T_ERR
+        while PyDict_Next(event, &pos, &key, &value):
+            s = self.field_slot(key)
+            if s >= 0:
+                self.slots[s].tag = T_LAZY
+                self.slots[s].aux = self.slot_kinds[s]
+                self.slots[s].v.o = value
+                self.seen[s] = self.generation
+                self.has_bail |= self.slot_kinds[s] == K_OTHER
+        for i in range(self.n_load):
+            s = self.load_order[i]
+            if self.seen[s] == self.generation:
+                continue
+            if self.slot_kinds[s] == K_EVENT:
+                self.slots[s].tag = T_MAP
+                self.slots[s].v.o = <PyObject*>event
+                continue
+            item = PyDict_GetItemWithError(event, self.slot_names[s])
+            if item == NULL:
+                self.slots[s].tag = T_ERR       # missing field
+            else:
+                self.slots[s].tag = T_LAZY
+                self.slots[s].aux = self.slot_kinds[s]
+                self.slots[s].v.o = item
+                self.has_bail |= self.slot_kinds[s] == K_OTHER
+        return 0
+
+    cdef inline int32_t field_slot(self, PyObject* key) noexcept:
+        """The slot of the field whose name is the object ``key``, or -1."""
+        cdef size_t mask = self.key_table_size - 1
+        cdef size_t h = ((<size_t>key) >> 4) * <size_t>0x9E3779B97F4A7C15 >> 32
+        while True:
+            h &= mask
+            if self.key_table[h] == key:
+                return self.key_slots[h]
+            if self.key_table[h] == NULL:
+                return -1
+            h += 1
+
+    cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1:
+        """Run rules lo..hi-1 over the loaded slots: set their matched and
+        failed bits, return the action rank (score thresholds included)."""
+        cdef Py_ssize_t i, r
+        cdef int32_t* rd
+        cdef int32_t g
+        cdef Val* gv
+        cdef Val out
+        cdef int status
+        cdef int64_t score = 0
+        cdef int32_t rank = 0
+        cdef uint64_t bit
+        for r in range(lo, hi):
+            bit = (<uint64_t>1) << (r & 63)
+            self.matched[r >> 6] &= ~bit
+            self.failed[r >> 6] &= ~bit
+            g = self.guard_kind[r]
+            if g != GUARD_NONE:
+                gv = &self.slots[self.guard_slot[r]]
+                if gv.tag >= T_LAZY:
+                    materialize(gv)
+                if g == GUARD_STR:
+                    if gv.tag == T_STR and intern_id(gv, self.intern) != self.guard_id[r]:
+                        continue        # ``field == "x" && ...`` with field != "x": false
+                elif gv.tag == T_BOOL and gv.v.i == 0:
+                    continue            # ``flag && ...`` with flag false: false
+            status = RUN_OK if self.codes[r].ops != NULL else RUN_BAIL
+            if self.has_bail:
+                rd = self.reads[r]
+                while status == RUN_OK and rd[0] >= 0:
+                    if self.slots[rd[0]].tag >= T_LAZY:
+                        materialize(&self.slots[rd[0]])
+                    if self.slots[rd[0]].tag == T_BAIL:
+                        status = RUN_BAIL
+                    rd += 1
+            if status == RUN_OK:
+                status = run(&self.codes[r], self.slots, self.intern, &out)
+            if status == RUN_OK and out.tag == T_BOOL:
+                if out.v.i:
+                    self.hits[r] += 1
+                    score += self.scores[r]
+                    if self.ranks[r] > rank:
+                        rank = self.ranks[r]
+                    self.matched[r >> 6] |= (<uint64_t>1) << (r & 63)
+            else:
+                self.failed[r >> 6] |= (<uint64_t>1) << (r & 63)
+        for i in range(self.n_actions - 1, rank, -1):
+            if self.thresholds[i] >= 0 and score >= self.thresholds[i]:
+                rank = <int32_t>i
+                break
+        score_out[0] = score
+        return rank
 
     def configure(self, actions, meta, fallback, Py_ssize_t n_decision):
         """What ``decide`` needs to build Decisions: the action names by rank,
