@@ -26,7 +26,10 @@ class Engine:
     ``state=PATH``, a file-backed shared mapping that every process opening
     the same path updates lock-free. ``capacity`` is the number of keys each
     counter's table holds (rounded up to a power of two); when a table is
-    full its stalest keys are evicted and counted in ``stats()``.
+    full its stalest keys are evicted and counted in ``stats()``. With
+    ``prefault`` every page of the region is faulted in at start (like a
+    JVM's AlwaysPreTouch): memory is committed up front and first touches
+    leave the decision path.
     """
 
     def __init__(
@@ -36,10 +39,12 @@ class Engine:
         state: str | os.PathLike[str] | None = None,
         capacity: int | Mapping[str, int] = 65536,
         sketches: int = 16,
+        prefault: bool = False,
     ):
         self._lock = threading.Lock()
         self._capacity = capacity
         self._sketches = sketches
+        self._prefault = prefault
         self._state = os.fspath(state) if state is not None else None
         self._store = None
         self.reload_error: str | None = None
@@ -100,7 +105,9 @@ class Engine:
         specs = [(cid, c.agg, c.window_ms, c.resolution_ms) for cid, c in counters.items()]
         cap = self._capacity
         capacity = [cap.get(cid, 65536) for cid in counters] if isinstance(cap, Mapping) else cap
-        return _native.counters.CounterStore(specs, path=self._state, capacity=capacity, sketches=self._sketches)
+        return _native.counters.CounterStore(
+            specs, path=self._state, capacity=capacity, sketches=self._sketches, prefault=self._prefault
+        )
 
     # -- the API of SPEC §2
     @property
