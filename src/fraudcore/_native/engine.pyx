@@ -15,7 +15,7 @@ from libc.math cimport NAN
 
 from fraudcore._native.vm cimport (
     Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY, T_COUNTER,
-    new_decision, bits_to_int, materialize, set_counter_hook,
+    new_decision, bits_to_int, materialize, set_counter_hook, set_current_event,
 )
 from fraudcore._native.counters cimport (
     CounterStore, AGG_COUNT, AGG_DISTINCT, SEED_HI, SEED_LO, SEED_ITEM,
@@ -220,6 +220,7 @@ cdef class NativeEngine:
                     # An error or a construct the VM does not run: the
                     # reference path decides (an error means not counted).
                     passes = self.filter_fallback(event, c)
+                    set_current_event(event)    # Python ran: it may have decided other events
                 else:
                     passes = (self.rules.matched[f >> 6] >> (f & 63)) & 1
             if passes and mode != MODE_EVALUATE:

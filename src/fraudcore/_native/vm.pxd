@@ -15,7 +15,7 @@ cdef enum:
     T_SET = 8      # constants only: v.o a frozenset (strings) or aux/ints (int set)
     T_REGEX = 9    # constants only: v.o a tuple (pattern.search, literals or None, ignore_case)
     T_BAIL = 10    # a slot whose value the VM cannot hold: programs reading it run on the reference path
-    T_LAZY = 11    # a field not converted yet: v.o the event's value, aux its K_* kind (see materialize)
+    T_LAZY = 11    # a field not read yet: v.o its name, aux its K_* kind (see materialize)
     T_COUNTER = 12 # a counter not read yet: v.o the engine that reads it, aux its number (see materialize)
 
 cdef enum:
@@ -106,11 +106,7 @@ cdef class NativeRuleSet:
     cdef str version
     cdef object fallback           # callable(event, matched, failed) -> Decision
 
-    cdef PyObject** key_table      # field-name address -> slot (see load)
-    cdef int32_t* key_slots
-    cdef size_t key_table_size
-    cdef uint64_t* seen            # per slot: the generation of the last load that set it
-    cdef uint64_t generation
+    cdef bint other_fields         # some field has a type the VM does not hold (K_OTHER)
 
     cdef int32_t* guard_kind       # per rule: GUARD_* (see Bytecode.guard)
     cdef int32_t* guard_slot
@@ -118,8 +114,7 @@ cdef class NativeRuleSet:
     cdef bint has_bail             # some loaded slot holds T_BAIL (readers go to the reference path)
 
     cdef int load(self, dict event) except -1
-    cdef int32_t field_slot(self, PyObject* key) noexcept
-    cdef int build_key_table(self) except -1
+
     cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1
 
 
@@ -127,6 +122,7 @@ cdef class NativeRuleSet:
 ctypedef int (*counter_hook_t)(PyObject* engine, int32_t counter, Val* out) except -1
 cdef void set_counter_hook(counter_hook_t hook) noexcept
 cdef int materialize(Val* v) except -1
+cdef void set_current_event(dict event) noexcept
 cdef Decision new_decision(str action, int64_t score, object matched, object meta, str version)
 cdef object bits_to_int(uint64_t* words, Py_ssize_t nbits)
 

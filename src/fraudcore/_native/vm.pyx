@@ -13,7 +13,7 @@ uses the reference interpreter for that evaluation: the VM never guesses.
 """
 
 from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ
-from cpython.dict cimport PyDict_Contains, PyDict_Next
+from cpython.dict cimport PyDict_Contains
 from cpython.set cimport PySet_Contains
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_Compare, PyUnicode_Tailmatch, PyUnicode_Find
@@ -905,14 +905,29 @@ cdef void set_counter_hook(counter_hook_t hook) noexcept:
     counter_hook = hook
 
 
+# The event being decided (borrowed). Deciding runs under the GIL from load
+# to the end of the rules, and whoever calls back into Python in between
+# (the engine's filter fallback) sets it again before going on.
+cdef PyObject* current_event = NULL
+
+
+cdef void set_current_event(dict event) noexcept:
+    global current_event
+    current_event = <PyObject*>event
+
+
 cdef int materialize(Val* v) except -1:
-    """Fill a slot on first use. A lazily loaded field (T_LAZY: v.o the
-    event's value, aux its kind) is converted: fields no evaluated rule
-    reaches are never touched, which saves a cache miss each on a fresh
-    event. A counter (T_COUNTER) is read from the store by the engine's hook:
-    counters no evaluated rule reads are never read."""
+    """Fill a slot on first use. A field (T_LAZY: v.o its name, aux its kind)
+    is looked up in the current event and converted: fields no evaluated rule
+    reaches are never touched. A counter (T_COUNTER) is read from the store
+    by the engine's hook: counters no evaluated rule reads are never read."""
+    cdef PyObject* item
     if v.tag == T_LAZY:
-        load_field(<object>v.v.o, v.aux, v)
+        item = PyDict_GetItemWithError(<object>current_event, <object>v.v.o)
+        if item == NULL:
+            v.tag = T_ERR               # missing field
+        else:
+            load_field(<object>item, v.aux, v)
     elif v.tag == T_COUNTER:
         counter_hook(v.v.o, v.aux, v)
     return 0
@@ -934,11 +949,7 @@ cdef class NativeRuleSet:
         self.matched = NULL
         self.failed = NULL
         self.hits = NULL
-        self.key_table = NULL
-        self.key_slots = NULL
-        self.seen = NULL
         self.set_order = NULL
-        self.generation = 0
         self.guard_kind = NULL
         self.guard_slot = NULL
         self.guard_id = NULL
@@ -988,7 +999,7 @@ cdef class NativeRuleSet:
                 self.n_set += 1
         for i in range(self.n_actions):
             self.thresholds[i] = thresholds[i]
-        self.build_key_table()
+        self.other_fields = any(self.slot_kinds[i] == K_OTHER for i in range(self.n_slots))
         self.guard_kind = <int32_t*>calloc(max(self.n_rules, 1), sizeof(int32_t))
         self.guard_slot = <int32_t*>calloc(max(self.n_rules, 1), sizeof(int32_t))
         self.guard_id = <int32_t*>calloc(max(self.n_rules, 1), sizeof(int32_t))
@@ -1016,39 +1027,8 @@ cdef class NativeRuleSet:
                 self.reads[i][j] = s
             self.reads[i][len(reads)] = -1
 
-    cdef int build_key_table(self) except -1:
-        """Open-addressed table from field-name object address to slot, for
-        ``load``; the names are owned by ``slot_names``."""
-        cdef Py_ssize_t i, size = 16
-        cdef size_t h
-        while size < 4 * self.n_slots:
-            size *= 2
-        self.key_table_size = size
-        self.key_table = <PyObject**>calloc(size, sizeof(PyObject*))
-        self.key_slots = <int32_t*>calloc(size, sizeof(int32_t))
-        self.seen = <uint64_t*>calloc(max(self.n_slots, 1), sizeof(uint64_t))
-        if self.key_table == NULL or self.key_slots == NULL or self.seen == NULL:
-            raise MemoryError()
-        for i in range(self.n_load):
-            s = self.load_order[i]
-            if self.slot_kinds[s] == K_EVENT:
-                continue
-            key = <PyObject*>self.slot_names[s]
-            h = ((<size_t>key) >> 4) * <size_t>0x9E3779B97F4A7C15 >> 32
-            while True:
-                h &= size - 1
-                if self.key_table[h] == NULL:
-                    self.key_table[h] = key
-                    self.key_slots[h] = s
-                    break
-                h += 1
-        return 0
-
     def __dealloc__(self):
         cdef Py_ssize_t i
-        free(self.key_table)
-        free(self.key_slots)
-        free(self.seen)
         free(self.set_order)
         free(self.guard_kind)
         free(self.guard_slot)
@@ -1071,60 +1051,28 @@ cdef class NativeRuleSet:
         free(self.hits)
 
     cdef int load(self, dict event) except -1:
-        """Fill the event's slots (borrowed: ``event`` must outlive the run).
-
-        One walk over the event's items, matching keys by address against
-        the (interned) field names: events built from literals, JSON or
-        msgpack with interned keys need no hash lookups at all. Fields not
-        met that way are looked up by value, so any dict works."""
-        cdef Py_ssize_t i, pos = 0
+        """Make ``event`` the current event (borrowed: it must outlive the
+        run). Fields are looked up only when a rule first reads them (see
+        materialize): with the rules' guards, an event touches the fields of
+        the rules that apply to it and no others."""
+        cdef Py_ssize_t i
         cdef int32_t s
-        cdef PyObject* key
-        cdef PyObject* value
-        cdef PyObject* item
-        self.generation += 1
-        self.has_bail = False
+        set_current_event(event)
+        self.has_bail = self.other_fields
         for i in range(self.n_set):
             # Caller-filled slots (counters) from a previous event must not
             # leak into this one: errors until the caller fills them.
             self.slots[self.set_order[i]].tag = T_ERR
-        while PyDict_Next(event, &pos, &key, &value):
-            s = self.field_slot(key)
-            if s >= 0:
-                self.slots[s].tag = T_LAZY
-                self.slots[s].aux = self.slot_kinds[s]
-                self.slots[s].v.o = value
-                self.seen[s] = self.generation
-                self.has_bail |= self.slot_kinds[s] == K_OTHER
         for i in range(self.n_load):
             s = self.load_order[i]
-            if self.seen[s] == self.generation:
-                continue
             if self.slot_kinds[s] == K_EVENT:
                 self.slots[s].tag = T_MAP
                 self.slots[s].v.o = <PyObject*>event
-                continue
-            item = PyDict_GetItemWithError(event, self.slot_names[s])
-            if item == NULL:
-                self.slots[s].tag = T_ERR       # missing field
             else:
                 self.slots[s].tag = T_LAZY
                 self.slots[s].aux = self.slot_kinds[s]
-                self.slots[s].v.o = item
-                self.has_bail |= self.slot_kinds[s] == K_OTHER
+                self.slots[s].v.o = <PyObject*>self.slot_names[s]
         return 0
-
-    cdef inline int32_t field_slot(self, PyObject* key) noexcept:
-        """The slot of the field whose name is the object ``key``, or -1."""
-        cdef size_t mask = self.key_table_size - 1
-        cdef size_t h = ((<size_t>key) >> 4) * <size_t>0x9E3779B97F4A7C15 >> 32
-        while True:
-            h &= mask
-            if self.key_table[h] == key:
-                return self.key_slots[h]
-            if self.key_table[h] == NULL:
-                return -1
-            h += 1
 
     cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1:
         """Run rules lo..hi-1 over the loaded slots: set their matched and
