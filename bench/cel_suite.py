@@ -37,6 +37,7 @@ from fraudcore.rules.policy import compile_policy
 from fraudcore.synth import ExchangeStream
 
 from . import handwritten
+from .common import Mismatch, spread
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_RULES = ROOT / "examples" / "rules.yaml"
@@ -55,14 +56,6 @@ TARGETS = {
 QUOTED_PEERS_US = {"zen-engine": "20-25", "Rust CEL bindings": "47-57", "rule-engine": "430"}
 
 
-class Mismatch(SystemExit):
-    pass
-
-
-def spread(values: Sequence[float]) -> dict[str, Any]:
-    v = sorted(values)
-    q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0], v[0], v[0]]
-    return {"median": statistics.median(v), "min": v[0], "max": v[-1], "q1": q[0], "q3": q[2], "all": list(values)}
 
 
 def bench_events(n: int) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ from fraudcore.rules.load import load_rules  # noqa: E402
 from fraudcore.synth import TYPES, ExchangeStream  # noqa: E402
 
 from . import handwritten_counters  # noqa: E402
+from .common import Mismatch, spread  # noqa: E402
 from .handwritten_counters import HandwrittenEngine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,14 +78,6 @@ COUNTER_SPECS = [("count", "count", 3_600_000, 60_000), ("sum", "sum", 3_600_000
                  ("distinct", "distinct", 3_600_000, 60_000)]
 
 
-class Mismatch(SystemExit):
-    pass
-
-
-def spread(values: Sequence[float]) -> dict[str, Any]:
-    v = sorted(values)
-    q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0], v[0], v[0]]
-    return {"median": statistics.median(v), "min": v[0], "max": v[-1], "q1": q[0], "q3": q[2], "all": list(values)}
 
 
 def rss_bytes() -> int:

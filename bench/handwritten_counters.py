@@ -81,16 +81,7 @@ class Window:
         last = dq[-1]
         lb = last[0]
         if b == lb:
-            last[1] += 1
-            agg = self.agg
-            if agg == SUM or agg == AVG:
-                last[2] += value
-            elif agg == MIN:
-                if value < last[2]:
-                    last[2] = value
-            elif agg == MAX:
-                if value > last[2]:
-                    last[2] = value
+            self._fold(last, value)
             return
         if b > lb:
             dq.append([b, 1, value])
@@ -104,21 +95,25 @@ class Window:
         for i in range(len(dq) - 1, -1, -1):
             bk = dq[i]
             if bk[0] == b:
-                bk[1] += 1
-                agg = self.agg
-                if agg == SUM or agg == AVG:
-                    bk[2] += value
-                elif agg == MIN:
-                    if value < bk[2]:
-                        bk[2] = value
-                elif agg == MAX:
-                    if value > bk[2]:
-                        bk[2] = value
+                self._fold(bk, value)
                 return
             if bk[0] < b:
                 dq.insert(i + 1, [b, 1, value])
                 return
         dq.appendleft([b, 1, value])
+
+    def _fold(self, bucket: list, value: float) -> None:
+        """Add one event to a bucket [b, count, aux]."""
+        bucket[1] += 1
+        agg = self.agg
+        if agg == SUM or agg == AVG:
+            bucket[2] += value
+        elif agg == MIN:
+            if value < bucket[2]:
+                bucket[2] = value
+        elif agg == MAX:
+            if value > bucket[2]:
+                bucket[2] = value
 
     def read(self, key, ts: int):
         """count -> int; sum -> float (0.0 empty); min, max, avg -> float (NaN empty)."""
