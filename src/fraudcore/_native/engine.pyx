@@ -220,7 +220,7 @@ cdef class NativeEngine:
                     # An error or a construct the VM does not run: the
                     # reference path decides (an error means not counted).
                     passes = self.filter_fallback(event, c)
-                    set_current_event(event)    # Python ran: it may have decided other events
+                    set_current_event(event, self.rules.hints)    # Python ran: it may have decided other events
                 else:
                     passes = (self.rules.matched[f >> 6] >> (f & 63)) & 1
             if passes and mode != MODE_EVALUATE:

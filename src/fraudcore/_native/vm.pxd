@@ -15,7 +15,7 @@ cdef enum:
     T_SET = 8      # constants only: v.o a frozenset (strings) or aux/ints (int set)
     T_REGEX = 9    # constants only: v.o a tuple (pattern.search, literals or None, ignore_case)
     T_BAIL = 10    # a slot whose value the VM cannot hold: programs reading it run on the reference path
-    T_LAZY = 11    # a field not read yet: v.o its name, aux its K_* kind (see materialize)
+    T_LAZY = 11    # a field not read yet: v.o its name, aux its K_* kind | slot << 8 (see materialize)
     T_COUNTER = 12 # a counter not read yet: v.o the engine that reads it, aux its number (see materialize)
 
 cdef enum:
@@ -89,6 +89,7 @@ cdef class NativeRuleSet:
     cdef int32_t* load_order       # slots loaded from the event
     cdef Py_ssize_t n_load
     cdef int32_t* set_order        # slots the caller fills (reset to errors by load)
+    cdef Py_ssize_t* hints         # per slot: where its field sat in the last event's dict (dictpeek.h)
     cdef Py_ssize_t n_set
     cdef Py_ssize_t n_slots
     cdef Val* slots
@@ -115,14 +116,21 @@ cdef class NativeRuleSet:
 
     cdef int load(self, dict event) except -1
 
+    cdef int32_t dispatch_slot     # the field most string guards test, or -1
+    cdef uint64_t** groups         # per interned id: the rules guarded on that value (NULL: none)
+    cdef Py_ssize_t n_groups
+    cdef uint64_t* always          # rules not guarded on the dispatch field
+
     cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1
+    cdef int run_one(self, Py_ssize_t r, int64_t* score, int32_t* rank) except -1
+    cdef int build_dispatch(self) except -1
 
 
 # How materialize reads a T_COUNTER slot: set by the engine module.
 ctypedef int (*counter_hook_t)(PyObject* engine, int32_t counter, Val* out) except -1
 cdef void set_counter_hook(counter_hook_t hook) noexcept
 cdef int materialize(Val* v) except -1
-cdef void set_current_event(dict event) noexcept
+cdef void set_current_event(dict event, Py_ssize_t* hints) noexcept
 cdef Decision new_decision(str action, int64_t score, object matched, object meta, str version)
 cdef object bits_to_int(uint64_t* words, Py_ssize_t nbits)
 

@@ -42,12 +42,17 @@ cdef extern from "Python.h":
     double PyFloat_AS_DOUBLE(object)
     object PyObject_CallOneArg(object, object)
 
+cdef extern from "dictpeek.h":
+    PyObject* fc_dict_peek(PyObject* d, PyObject* name, Py_ssize_t hint) noexcept
+    Py_ssize_t fc_dict_index(PyObject* d, PyObject* name) noexcept
+
 cdef extern from "<string.h>":
     void* memmem(const void*, size_t, const void*, size_t) nogil
     void* memchr(const void*, int, size_t) nogil
 
 cdef extern from *:
     """
+    static inline int fc_ctz(unsigned long long x) { return __builtin_ctzll(x); }
     static inline int fc_add_overflow(long long a, long long b, long long *r) { return __builtin_add_overflow(a, b, r); }
     static inline int fc_sub_overflow(long long a, long long b, long long *r) { return __builtin_sub_overflow(a, b, r); }
     static inline int fc_mul_overflow(long long a, long long b, long long *r) { return __builtin_mul_overflow(a, b, r); }
@@ -55,6 +60,7 @@ cdef extern from *:
     static inline int fc_usub_overflow(unsigned long long a, unsigned long long b, unsigned long long *r) { return __builtin_sub_overflow(a, b, r); }
     static inline int fc_umul_overflow(unsigned long long a, unsigned long long b, unsigned long long *r) { return __builtin_mul_overflow(a, b, r); }
     """
+    int fc_ctz(unsigned long long) nogil
     bint fc_add_overflow(long long, long long, long long*) nogil
     bint fc_sub_overflow(long long, long long, long long*) nogil
     bint fc_mul_overflow(long long, long long, long long*) nogil
@@ -909,11 +915,13 @@ cdef void set_counter_hook(counter_hook_t hook) noexcept:
 # to the end of the rules, and whoever calls back into Python in between
 # (the engine's filter fallback) sets it again before going on.
 cdef PyObject* current_event = NULL
+cdef Py_ssize_t* current_hints = NULL     # the dictpeek hints of the rule set deciding it
 
 
-cdef void set_current_event(dict event) noexcept:
-    global current_event
+cdef void set_current_event(dict event, Py_ssize_t* hints) noexcept:
+    global current_event, current_hints
     current_event = <PyObject*>event
+    current_hints = hints
 
 
 cdef int materialize(Val* v) except -1:
@@ -922,12 +930,22 @@ cdef int materialize(Val* v) except -1:
     reaches are never touched. A counter (T_COUNTER) is read from the store
     by the engine's hook: counters no evaluated rule reads are never read."""
     cdef PyObject* item
+    cdef int32_t kind
+    cdef Py_ssize_t s
     if v.tag == T_LAZY:
-        item = PyDict_GetItemWithError(<object>current_event, <object>v.v.o)
+        # aux: the field's kind (low byte) and its slot (the rest), whose
+        # dictpeek hint is in current_hints.
+        kind = v.aux & 0xFF
+        s = v.aux >> 8
+        item = fc_dict_peek(current_event, v.v.o, current_hints[s])
+        if item == NULL:
+            item = PyDict_GetItemWithError(<object>current_event, <object>v.v.o)
+            if item != NULL:
+                current_hints[s] = fc_dict_index(current_event, v.v.o)
         if item == NULL:
             v.tag = T_ERR               # missing field
         else:
-            load_field(<object>item, v.aux, v)
+            load_field(<object>item, kind, v)
     elif v.tag == T_COUNTER:
         counter_hook(v.v.o, v.aux, v)
     return 0
@@ -950,6 +968,11 @@ cdef class NativeRuleSet:
         self.failed = NULL
         self.hits = NULL
         self.set_order = NULL
+        self.hints = NULL
+        self.always = NULL
+        self.groups = NULL
+        self.n_groups = 0
+        self.dispatch_slot = -1
         self.guard_kind = NULL
         self.guard_slot = NULL
         self.guard_id = NULL
@@ -986,8 +1009,11 @@ cdef class NativeRuleSet:
         self.n_load = 0
         self.n_set = 0
         self.set_order = <int32_t*>malloc(max(self.n_slots, 1) * sizeof(int32_t))
-        if self.set_order == NULL:
+        self.hints = <Py_ssize_t*>malloc(max(self.n_slots, 1) * sizeof(Py_ssize_t))
+        if self.set_order == NULL or self.hints == NULL:
             raise MemoryError()
+        for i in range(self.n_slots):
+            self.hints[i] = -1
         for i in range(self.n_slots):
             self.slots[i].tag = T_ERR       # until loaded or set: reading it is an error
             self.slot_kinds[i] = slot_kinds[i]
@@ -1026,10 +1052,17 @@ cdef class NativeRuleSet:
             for j, s in enumerate(reads):
                 self.reads[i][j] = s
             self.reads[i][len(reads)] = -1
+        self.build_dispatch()
 
     def __dealloc__(self):
         cdef Py_ssize_t i
         free(self.set_order)
+        free(self.hints)
+        if self.groups != NULL:
+            for i in range(self.n_groups):
+                free(self.groups[i])
+        free(self.groups)
+        free(self.always)
         free(self.guard_kind)
         free(self.guard_slot)
         free(self.guard_id)
@@ -1057,7 +1090,7 @@ cdef class NativeRuleSet:
         the rules that apply to it and no others."""
         cdef Py_ssize_t i
         cdef int32_t s
-        set_current_event(event)
+        set_current_event(event, self.hints)
         self.has_bail = self.other_fields
         for i in range(self.n_set):
             # Caller-filled slots (counters) from a previous event must not
@@ -1070,62 +1103,124 @@ cdef class NativeRuleSet:
                 self.slots[s].v.o = <PyObject*>event
             else:
                 self.slots[s].tag = T_LAZY
-                self.slots[s].aux = self.slot_kinds[s]
+                self.slots[s].aux = self.slot_kinds[s] | (s << 8)
                 self.slots[s].v.o = <PyObject*>self.slot_names[s]
         return 0
 
     cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1:
         """Run rules lo..hi-1 over the loaded slots: set their matched and
-        failed bits, return the action rank (score thresholds included)."""
-        cdef Py_ssize_t i, r
-        cdef int32_t* rd
-        cdef int32_t g
+        failed bits, return the action rank (score thresholds included).
+
+        Rules guarded on the dispatch field (``type == "withdrawal" && ...``)
+        are visited only when the event's value is theirs: the field's
+        interned id selects a bit mask of candidate rules, as a rule
+        engine's discrimination network does, so a trade never iterates
+        over the withdrawal rules."""
+        cdef Py_ssize_t i, r, w
+        cdef int32_t id_
         cdef Val* gv
-        cdef Val out
-        cdef int status
+        cdef uint64_t m, range_mask
+        cdef uint64_t* group = NULL
+        cdef bint every = True
         cdef int64_t score = 0
         cdef int32_t rank = 0
-        cdef uint64_t bit
-        for r in range(lo, hi):
-            bit = (<uint64_t>1) << (r & 63)
-            self.matched[r >> 6] &= ~bit
-            self.failed[r >> 6] &= ~bit
-            g = self.guard_kind[r]
-            if g != GUARD_NONE:
-                gv = &self.slots[self.guard_slot[r]]
-                if gv.tag >= T_LAZY:
-                    materialize(gv)
-                if g == GUARD_STR:
-                    if gv.tag == T_STR and intern_id(gv, self.intern) != self.guard_id[r]:
-                        continue        # ``field == "x" && ...`` with field != "x": false
-                elif gv.tag == T_BOOL and gv.v.i == 0:
-                    continue            # ``flag && ...`` with flag false: false
-            status = RUN_OK if self.codes[r].ops != NULL else RUN_BAIL
-            if self.has_bail:
-                rd = self.reads[r]
-                while status == RUN_OK and rd[0] >= 0:
-                    if self.slots[rd[0]].tag >= T_LAZY:
-                        materialize(&self.slots[rd[0]])
-                    if self.slots[rd[0]].tag == T_BAIL:
-                        status = RUN_BAIL
-                    rd += 1
-            if status == RUN_OK:
-                status = run(&self.codes[r], self.slots, self.intern, &out)
-            if status == RUN_OK and out.tag == T_BOOL:
-                if out.v.i:
-                    self.hits[r] += 1
-                    score += self.scores[r]
-                    if self.ranks[r] > rank:
-                        rank = self.ranks[r]
-                    self.matched[r >> 6] |= (<uint64_t>1) << (r & 63)
+        if self.dispatch_slot >= 0:
+            gv = &self.slots[self.dispatch_slot]
+            if gv.tag >= T_LAZY:
+                materialize(gv)
+            if gv.tag == T_STR:
+                every = False
+                id_ = intern_id(gv, self.intern)
+                if 0 <= id_ < self.n_groups:
+                    group = self.groups[id_]
+        for w in range(lo >> 6, (hi + 63) >> 6):
+            range_mask = ~(<uint64_t>0)
+            if w == lo >> 6 and lo & 63:
+                range_mask &= ~(((<uint64_t>1) << (lo & 63)) - 1)
+            if w == (hi - 1) >> 6 and hi & 63:
+                range_mask &= ((<uint64_t>1) << (hi & 63)) - 1
+            self.matched[w] &= ~range_mask
+            self.failed[w] &= ~range_mask
+            if every:
+                m = range_mask
             else:
-                self.failed[r >> 6] |= (<uint64_t>1) << (r & 63)
+                m = (self.always[w] | (group[w] if group != NULL else 0)) & range_mask
+            while m:
+                r = (w << 6) + fc_ctz(m)
+                m &= m - 1
+                self.run_one(r, &score, &rank)
         for i in range(self.n_actions - 1, rank, -1):
             if self.thresholds[i] >= 0 and score >= self.thresholds[i]:
                 rank = <int32_t>i
                 break
         score_out[0] = score
         return rank
+
+    cdef inline int run_one(self, Py_ssize_t r, int64_t* score, int32_t* rank) except -1:
+        """Run rule r: its guard, then its program; record the outcome."""
+        cdef int32_t* rd
+        cdef int32_t g = self.guard_kind[r]
+        cdef Val* gv
+        cdef Val out
+        cdef int status
+        if g != GUARD_NONE:
+            gv = &self.slots[self.guard_slot[r]]
+            if gv.tag >= T_LAZY:
+                materialize(gv)
+            if g == GUARD_STR:
+                if gv.tag == T_STR and intern_id(gv, self.intern) != self.guard_id[r]:
+                    return 0            # ``field == "x" && ...`` with field != "x": false
+            elif gv.tag == T_BOOL and gv.v.i == 0:
+                return 0                # ``flag && ...`` with flag false: false
+        status = RUN_OK if self.codes[r].ops != NULL else RUN_BAIL
+        if self.has_bail:
+            rd = self.reads[r]
+            while status == RUN_OK and rd[0] >= 0:
+                if self.slots[rd[0]].tag >= T_LAZY:
+                    materialize(&self.slots[rd[0]])
+                if self.slots[rd[0]].tag == T_BAIL:
+                    status = RUN_BAIL
+                rd += 1
+        if status == RUN_OK:
+            status = run(&self.codes[r], self.slots, self.intern, &out)
+        if status == RUN_OK and out.tag == T_BOOL:
+            if out.v.i:
+                self.hits[r] += 1
+                score[0] += self.scores[r]
+                if self.ranks[r] > rank[0]:
+                    rank[0] = self.ranks[r]
+                self.matched[r >> 6] |= (<uint64_t>1) << (r & 63)
+        else:
+            self.failed[r >> 6] |= (<uint64_t>1) << (r & 63)
+        return 0
+
+    cdef int build_dispatch(self) except -1:
+        """Choose the dispatch field (the one most string guards test) and
+        build, per interned value, the mask of rules guarded on it; the
+        ``always`` mask holds every other rule."""
+        cdef Py_ssize_t r, w
+        counts = {}
+        for r in range(self.n_rules):
+            if self.guard_kind[r] == GUARD_STR:
+                counts[self.guard_slot[r]] = counts.get(self.guard_slot[r], 0) + 1
+        self.always = <uint64_t*>calloc(self.n_words, sizeof(uint64_t))
+        if self.always == NULL:
+            raise MemoryError()
+        self.dispatch_slot = max(counts, key=counts.get) if counts else -1
+        self.n_groups = len(self.intern)
+        self.groups = <uint64_t**>calloc(max(self.n_groups, 1), sizeof(uint64_t*))
+        if self.groups == NULL:
+            raise MemoryError()
+        for r in range(self.n_rules):
+            if self.guard_kind[r] == GUARD_STR and self.guard_slot[r] == self.dispatch_slot:
+                if self.groups[self.guard_id[r]] == NULL:
+                    self.groups[self.guard_id[r]] = <uint64_t*>calloc(self.n_words, sizeof(uint64_t))
+                    if self.groups[self.guard_id[r]] == NULL:
+                        raise MemoryError()
+                self.groups[self.guard_id[r]][r >> 6] |= (<uint64_t>1) << (r & 63)
+            else:
+                self.always[r >> 6] |= (<uint64_t>1) << (r & 63)
+        return 0
 
     def configure(self, actions, meta, fallback, Py_ssize_t n_decision):
         """What ``decide`` needs to build Decisions: the action names by rank,
