@@ -77,8 +77,8 @@ native: $(STAMP_NATIVE)
 NO_EXT_TESTS := tests/unit/test_cel_api.py tests/unit/test_policy.py tests/conformance
 
 test: $(STAMP_NATIVE)
-	$(PY) -m pytest $(PYTEST_ARGS)
 	FRAUDCORE_NO_EXTENSIONS=1 $(PY) -m pytest -q $(NO_EXT_TESTS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP_NATIVE)
 	$(VENV)/bin/fraudcore demo
