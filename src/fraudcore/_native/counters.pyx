@@ -9,11 +9,13 @@ ring of ``N = ceil(window / resolution) + 1`` buckets; a read at time ``t``
 (bucket ``bt = t // resolution``) combines buckets ``bt - N + 1 .. bt``. So
 the value includes EVERY event of ``(t - window, t]`` and possibly events up
 to one bucket older (``> t - window - resolution``), or later in ``t``'s own
-bucket (``< (bt + 1) * resolution``). If the resolution does not divide the
-window, the window is first rounded up to whole buckets (so choose one that
-divides it: then the excess is at most one bucket). This holds for reads at or after the
-key's newest event, which is how the engine reads (an event is counted, then
-read); a read further in the past only sees the buckets still retained.
+bucket (``< (bt + 1) * resolution``). The rules loader requires the
+resolution to divide the window, so the excess is at most one bucket. This
+holds for reads at or after the key's newest event. The engine reads at the
+event's own time, so a late (out-of-order) event's decision reads in the
+past: it sees the buckets still retained (for count, sum, min, max, avg:
+those of the last ``N`` buckets before the key's newest) and, for distinct,
+the items whose run of sightings covers the read time (see distinct_add).
 
 * count, distinct read as a count; sum as the sum (0.0 when empty); min, max,
   avg as NaN when the window is empty (the caller maps it).
