@@ -538,3 +538,13 @@ def test_native_decisions_equal_reference_with_same_counter_values():
             mismatches.append((e, d.to_dict(), ref.to_dict()))
     assert mismatches == []
     engine.close()
+
+
+def test_a_closed_engine_raises_instead_of_touching_unmapped_memory():
+    e = Engine.from_text(RULES, capacity=1024)
+    e.decide(ev(t=0))
+    e.close()
+    with pytest.raises(ValueError, match="closed"):
+        e.decide(ev(t=SEC))
+    with pytest.raises(ValueError, match="closed"):
+        e.counter("n", user_id="u1", at=T0)

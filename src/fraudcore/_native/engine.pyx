@@ -257,6 +257,8 @@ cdef class NativeEngine:
         cdef int64_t score
         cdef Decision d
         cdef dict ev = event if type(event) is dict else dict(event)
+        if self.store.base == NULL:
+            raise ValueError("the engine is closed (its counter store is unmapped)")
         if self.store.rules_seq() != self.seq:
             # Another process (or this one) published new rules in the shared
             # region: every process moves to them on its next event.
