@@ -548,3 +548,10 @@ def test_a_closed_engine_raises_instead_of_touching_unmapped_memory():
         e.decide(ev(t=SEC))
     with pytest.raises(ValueError, match="closed"):
         e.counter("n", user_id="u1", at=T0)
+
+
+@pytest.mark.parametrize("bad", [None, [1, 2], "type=login", 42])
+def test_an_event_that_is_not_a_mapping_is_a_clear_type_error(engine, bad):
+    with pytest.raises(TypeError, match=f"an event must be a dict .* got {type(bad).__name__}"):
+        engine.decide(bad)
+    assert engine.decide(ev(t=0)).version == "v1"  # and the engine goes on

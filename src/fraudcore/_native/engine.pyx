@@ -15,7 +15,7 @@ from libc.math cimport NAN
 
 from fraudcore._native.vm cimport (
     Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY, T_COUNTER,
-    new_decision, bits_to_int, materialize, set_counter_hook, set_current_event,
+    new_decision, bits_to_int, materialize, set_counter_hook, set_current_event, as_event,
 )
 from fraudcore._native.counters cimport (
     CounterStore, AGG_COUNT, AGG_DISTINCT, SEED_HI, SEED_LO, SEED_ITEM,
@@ -256,7 +256,7 @@ cdef class NativeEngine:
         """Decide (or, with MODE_INGEST, only count) one event."""
         cdef int64_t score
         cdef Decision d
-        cdef dict ev = event if type(event) is dict else dict(event)
+        cdef dict ev = event if type(event) is dict else as_event(event)
         if self.store.base == NULL:
             raise ValueError("the engine is closed (its counter store is unmapped)")
         if self.store.rules_seq() != self.seq:

@@ -1237,7 +1237,7 @@ cdef class NativeRuleSet:
         """Decide ``event`` (a dict, or any mapping) into a Decision."""
         cdef int64_t score
         cdef Py_ssize_t i
-        cdef dict ev = event if type(event) is dict else dict(event)
+        cdef dict ev = event if type(event) is dict else as_event(event)
         self.load(ev)
         rank = self.run_rules(0, self.n_decision, &score)
         failed = bits_to_int(self.failed, self.n_decision)
@@ -1289,6 +1289,14 @@ cdef object bits_to_int(uint64_t* words, Py_ssize_t nbits):
     for i in range(n - 2, -1, -1):
         result = (result << 64) | words[i]
     return result
+
+
+cdef dict as_event(object event):
+    """An event given as another mapping, as a dict; anything else is a
+    TypeError that says what was given."""
+    if isinstance(event, dict) or hasattr(event, "keys"):
+        return dict(event)
+    raise TypeError(f"an event must be a dict (or a mapping) of field name to value, got {type(event).__name__}")
 
 
 cdef class Decision:
