@@ -66,7 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(func=_demo)
 
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # `fraudcore check ... | head`: the reader left
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
