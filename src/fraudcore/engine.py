@@ -135,6 +135,8 @@ class Engine:
         """Decide a batch, in order: a list of events, or columns (a dict of
         equally long arrays, one per field)."""
         if isinstance(events, Mapping):
+            if self._engine is not None and "event" not in self._policy.loads:
+                return self._engine.decide_columns(dict(events))
             events = _rows(events)
         if self._engine is not None:
             return self._engine.decide_list(events if isinstance(events, list) else list(events))

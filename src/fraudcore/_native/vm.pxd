@@ -134,6 +134,7 @@ cdef void set_current_event(dict event, Py_ssize_t* hints) noexcept
 cdef Decision new_decision(str action, int64_t score, object matched, object meta, str version)
 cdef object bits_to_int(uint64_t* words, Py_ssize_t nbits)
 cdef dict as_event(object event)
+cdef void load_field(object value, int32_t kind, Val* out)
 
 cdef class Decision:
     cdef readonly str action

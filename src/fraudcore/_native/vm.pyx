@@ -861,7 +861,7 @@ cdef void free_code(Code* code) noexcept:
     free(code.stack)
 
 
-cdef inline void load_field(object value, int32_t kind, Val* out):
+cdef void load_field(object value, int32_t kind, Val* out):
     """Load an event field checked against its declared type; a missing or
     mistyped field is an error value (the reference path words the message)."""
     cdef int overflow = 0
