@@ -99,3 +99,33 @@ def test_both_paths_agree_on_errors():
     policy = load_policy("t.yaml", text=RULES)
     for event in [BASE, {**BASE, "amount": "x"}, {}, {**BASE, "ua": "bot", "age": 2**70}]:
         assert policy.decide(event).to_dict() == policy.decide_reference(event).to_dict()
+
+
+HAS_RULES = """
+version: h1
+fields: {type: string, ip_country: string, amount: double}
+rules:
+  - id: has_ip_country
+    when: has(event.ip_country)
+  - id: has_undeclared
+    when: has(event.note)
+"""
+
+
+@pytest.mark.parametrize(
+    "event, expected",
+    [
+        ({"type": "x", "ip_country": "DE"}, ["has_ip_country"]),
+        ({"type": "x"}, []),
+        ({"type": "x", "ip_country": 7}, ["has_ip_country"]),  # present, mistyped: has() is about presence
+        ({"type": "x", "ip_country": None}, ["has_ip_country"]),
+        ({"type": "x", "note": "n"}, ["has_undeclared"]),
+    ],
+)
+def test_has_on_declared_and_undeclared_event_fields(event, expected):
+    policy = load_policy("h.yaml", text=HAS_RULES)
+    assert policy.decide(event).rules == expected
+    assert policy.decide_reference(event).rules == expected
+    # has(event.<declared field>) tests the field's slot: the map itself is
+    # only loaded for the undeclared one.
+    assert [r.bytecode.reads for r in policy.rules] == [frozenset({"ip_country"}), frozenset({"event"})]

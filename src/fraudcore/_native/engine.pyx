@@ -17,7 +17,7 @@ import numpy as np
 
 from fraudcore._native.vm cimport (
     Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY, T_COUNTER, T_BAIL,
-    K_INT, K_UINT, K_DOUBLE, K_BOOL, K_EVENT, load_field,
+    K_INT, K_UINT, K_DOUBLE, K_BOOL, K_EVENT, ERR_MISSING, load_field,
     new_decision, bits_to_int, materialize, set_counter_hook, set_current_event, as_event,
 )
 from fraudcore._native.counters cimport (
@@ -355,10 +355,12 @@ cdef class NativeEngine:
                     self.rules.slots[self.rules.set_order[j]].tag = T_ERR
                 for j in range(m):
                     v = &self.rules.slots[src_slot[j]]
+                    v.aux = 0                           # a T_ERR below is a mistyped field...
                     kind = src_kind[j]
                     k = src_mode[j]
                     if k == 4:
                         load_field(<object>PyList_GET_ITEM(<object>src_data[j], i), kind, v)
+                        v.aux = 0 if v.tag == T_ERR else v.aux
                         self.rules.has_bail |= v.tag == T_BAIL
                     elif k == 1:
                         if kind == K_DOUBLE:
@@ -386,7 +388,8 @@ cdef class NativeEngine:
                         else:
                             v.tag = T_ERR
                     else:
-                        v.tag = T_ERR                   # no such column: a missing field
+                        v.tag = T_ERR                   # ...unless there is no such column
+                        v.aux = ERR_MISSING
                 self.count(None, mode)
                 if mode == MODE_INGEST:
                     continue

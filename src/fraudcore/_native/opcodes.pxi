@@ -45,10 +45,11 @@ cdef enum:
     OP_INDEX = 40  # 0 operand(s); a[b]
     OP_SELECT = 41  # 1 operand(s); pop a map, push its field constants[a] (the event map natively)
     OP_HAS = 42  # 1 operand(s); pop a map, push whether it has field constants[a]
-    OP_MAKE_LIST = 43  # 1 operand(s); pop a values, push a list
-    OP_MAKE_MAP = 44  # 1 operand(s); pop 2a values (key, value pairs), push a map
-    OP_ERROR = 45  # 1 operand(s); push the error constants[a] (a statically known failure)
-    OP_RETURN = 46  # 0 operand(s); stop; the top of the stack is the result
+    OP_HAS_FIELD = 43  # 2 operand(s); push whether the event has declared field slots[a] (named constants[b]): has(event.f)
+    OP_MAKE_LIST = 44  # 1 operand(s); pop a values, push a list
+    OP_MAKE_MAP = 45  # 1 operand(s); pop 2a values (key, value pairs), push a map
+    OP_ERROR = 46  # 1 operand(s); push the error constants[a] (a statically known failure)
+    OP_RETURN = 47  # 0 operand(s); stop; the top of the stack is the result
 
 cdef enum:
     CMP_EQ = 0
@@ -58,4 +59,4 @@ cdef enum:
     CMP_GT = 4
     CMP_GE = 5
 
-OPCODE_TABLE = (('CONST', 1), ('LOAD', 1), ('STORE', 1), ('POP', 0), ('JUMP', 1), ('AND_SHORT', 1), ('AND', 0), ('OR_SHORT', 1), ('OR', 0), ('COND', 2), ('NOT_STRICTLY_FALSE', 0), ('ITER_INIT', 1), ('ITER_NEXT', 2), ('JUMP_IF_FALSE', 1), ('NOT', 0), ('NEG', 0), ('ADD', 0), ('SUB', 0), ('MUL', 0), ('DIV', 0), ('MOD', 0), ('EQ', 0), ('NE', 0), ('LT', 0), ('LE', 0), ('GT', 0), ('GE', 0), ('IN', 0), ('IN_SET', 1), ('CMP_CONST', 2), ('LOAD_CMP_CONST', 3), ('SIZE', 0), ('STARTS_WITH', 0), ('ENDS_WITH', 0), ('CONTAINS', 0), ('MATCHES_CONST', 1), ('TO_INT', 0), ('TO_DOUBLE', 0), ('CALL', 2), ('DISPATCH', 2), ('INDEX', 0), ('SELECT', 1), ('HAS', 1), ('MAKE_LIST', 1), ('MAKE_MAP', 1), ('ERROR', 1), ('RETURN', 0))
+OPCODE_TABLE = (('CONST', 1), ('LOAD', 1), ('STORE', 1), ('POP', 0), ('JUMP', 1), ('AND_SHORT', 1), ('AND', 0), ('OR_SHORT', 1), ('OR', 0), ('COND', 2), ('NOT_STRICTLY_FALSE', 0), ('ITER_INIT', 1), ('ITER_NEXT', 2), ('JUMP_IF_FALSE', 1), ('NOT', 0), ('NEG', 0), ('ADD', 0), ('SUB', 0), ('MUL', 0), ('DIV', 0), ('MOD', 0), ('EQ', 0), ('NE', 0), ('LT', 0), ('LE', 0), ('GT', 0), ('GE', 0), ('IN', 0), ('IN_SET', 1), ('CMP_CONST', 2), ('LOAD_CMP_CONST', 3), ('SIZE', 0), ('STARTS_WITH', 0), ('ENDS_WITH', 0), ('CONTAINS', 0), ('MATCHES_CONST', 1), ('TO_INT', 0), ('TO_DOUBLE', 0), ('CALL', 2), ('DISPATCH', 2), ('INDEX', 0), ('SELECT', 1), ('HAS', 1), ('HAS_FIELD', 2), ('MAKE_LIST', 1), ('MAKE_MAP', 1), ('ERROR', 1), ('RETURN', 0))

@@ -19,6 +19,9 @@ cdef enum:
     T_COUNTER = 12 # a counter not read yet: v.o the engine that reads it, aux its number (see materialize)
 
 cdef enum:
+    ERR_MISSING = 1   # aux of a T_ERR field slot whose field the event lacks
+
+cdef enum:
     ID_UNKNOWN = -2   # string not looked up in the intern table yet
     ID_NONE = -1      # string equal to no string constant
 

@@ -691,6 +691,13 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
             elif top.tag != T_DOUBLE and top.tag != T_ERR:
                 return RUN_BAIL
             pc += 1
+        elif op == OP_HAS_FIELD:
+            v = &slots[ops[pc + 1]]
+            if v.tag >= T_LAZY:
+                materialize(v)
+            top += 1
+            set_bool(top, not (v.tag == T_ERR and v.aux == ERR_MISSING))
+            pc += 3
         elif op == OP_SELECT or op == OP_HAS:
             tmp = top[0]
             status = select(&tmp, <object>consts[ops[pc + 1]].v.o, op == OP_HAS, top)
@@ -943,9 +950,11 @@ cdef int materialize(Val* v) except -1:
             if item != NULL:
                 current_hints[s] = fc_dict_index(current_event, v.v.o)
         if item == NULL:
-            v.tag = T_ERR               # missing field
+            v.tag = T_ERR
+            v.aux = ERR_MISSING         # has(event.f) is false
         else:
             load_field(<object>item, kind, v)
+            v.aux = 0 if v.tag == T_ERR else v.aux
     elif v.tag == T_COUNTER:
         counter_hook(v.v.o, v.aux, v)
     return 0

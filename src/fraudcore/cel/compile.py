@@ -138,6 +138,9 @@ class Layout:
     index: dict[str, int] = field(default_factory=dict)
     # Variables whose value is fixed at compile time (a rules file's lists).
     constants: dict[str, object] = field(default_factory=dict)
+    # Variables that are fields of the map variable ``event`` too (a rules
+    # file's fields): ``has(event.f)`` then tests the field's slot.
+    event_fields: frozenset[str] = frozenset()
 
     def slot(self, name: str) -> int:
         i = self.index.get(name)
@@ -282,6 +285,8 @@ class _Compiler:
             self.emit_const(node.value, node.kind)
         elif isinstance(node, (ast.Ident, ast.Select)) and self.emit_name(node, scope):
             pass
+        elif isinstance(node, ast.Select) and self.emit_has_field(node, scope):
+            pass
         elif isinstance(node, ast.Select):
             self.emit_expr(node.operand, scope)
             if self.type_of(node.operand).kind not in ("map", "dyn", "error"):
@@ -307,6 +312,21 @@ class _Compiler:
             self.emit_comprehension(node, scope)
         else:  # pragma: no cover - parser bug
             raise TypeError(f"not a CEL AST node: {node!r}")
+
+    def emit_has_field(self, node: ast.Select, scope: dict[str, int]) -> bool:
+        """``has(event.f)`` for a declared field f: whether its slot was
+        loaded, so the event map itself need not be."""
+        if not node.test_only or node.field not in self.layout.event_fields:
+            return False
+        operand = node.operand
+        if not isinstance(operand, ast.Ident) or operand.name in scope:
+            return False
+        name = self.checked.references.get(id(operand)) if self.checked else operand.name
+        if name != "event":
+            return False
+        self.reads.add(node.field)
+        self.emit(Op.HAS_FIELD, self.layout.slot(node.field), self.const(node.field))
+        return True
 
     def emit_const(self, value: object, kind: str) -> None:
         if kind not in NATIVE_SCALARS:

@@ -81,6 +81,7 @@ SPECS: tuple[OpSpec, ...] = (
     OpSpec("INDEX", 0, False, "a[b]"),
     OpSpec("SELECT", 1, True, "pop a map, push its field constants[a] (the event map natively)"),
     OpSpec("HAS", 1, True, "pop a map, push whether it has field constants[a]"),
+    OpSpec("HAS_FIELD", 2, True, "push whether the event has declared field slots[a] (named constants[b]): has(event.f)"),
     OpSpec("MAKE_LIST", 1, False, "pop a values, push a list"),
     OpSpec("MAKE_MAP", 1, False, "pop 2a values (key, value pairs), push a map"),
     OpSpec("ERROR", 1, False, "push the error constants[a] (a statically known failure)"),

@@ -17,7 +17,7 @@ from typing import Sequence
 from .compile import OP_FUNCTIONS, Bytecode, ConstSet
 from .functions import Overload, cel_equals, matches_type, resolve
 from .opcodes import CMP_OPS, Op, SPECS
-from .values import CelFault, CelMap, Err, type_name
+from .values import CelFault, CelMap, Err, Missing, type_name
 
 __all__ = ["run"]
 
@@ -106,6 +106,8 @@ def run(bc: Bytecode, slots: Sequence[object]) -> object:
         elif op == Op.DISPATCH:
             fn, receiver = bc.functions[a]
             push(_call(fn, receiver, _pop_args(stack, code[pc + 2])))
+        elif op == Op.HAS_FIELD:
+            push(not isinstance(slots[a], Missing))
         elif op == Op.SELECT or op == Op.HAS:
             push(_select(pop(), consts[a], op == Op.HAS))
         elif op == Op.MAKE_LIST:

@@ -20,6 +20,7 @@ import datetime as _dt
 import math
 
 __all__ = [
+    "Missing",
     "CelFault",
     "CelMap",
     "Duration",
@@ -87,6 +88,13 @@ class Err:
 
     def __repr__(self) -> str:
         return f"Err({self.message!r})"
+
+
+class Missing(Err):
+    """The error value of a declared event field the event does not have
+    (so ``has(event.f)`` can tell it from a present but mistyped field)."""
+
+    __slots__ = ()
 
 
 class Timestamp:

@@ -20,7 +20,7 @@ from ..cel.convert import to_cel
 from ..cel.program import build
 from ..cel import refvm
 from ..cel.types import BOOL, DOUBLE, INT, CelType, list_of, map_of, DYN, STRING
-from ..cel.values import INT64_MAX, INT64_MIN, UINT64_MAX, Err, UInt, type_name
+from ..cel.values import INT64_MAX, INT64_MIN, UINT64_MAX, Err, Missing, UInt, type_name
 from ..decision import Decision, RuleMeta
 from ..errors import Diagnostic, RuleError
 from .load import RulesFile, SourceExpr, load_rules
@@ -86,6 +86,7 @@ def compile_policy(rf: RulesFile) -> "Policy":
         layout.types[name] = list_of(lst.elem_type)
         layout.constants[name] = lst.values
     layout.types["event"] = map_of(STRING, DYN)
+    layout.event_fields = frozenset(rf.fields) | ({rf.time_field} if rf.time_field else set())
     # Fields first, in declaration order, so slot numbers are stable.
     for name in layout.types:
         if name not in layout.constants:
@@ -306,7 +307,7 @@ def load_field(name: str, t: CelType, event: Mapping[str, Any]) -> object:
     """One declared field of ``event`` as a CEL value, or an error naming the
     field, the expected type and what the event held."""
     if name not in event:
-        return Err(f"event has no field '{name}'")
+        return Missing(f"event has no field '{name}'")
     v = event[name]
     k = t.kind
     ok = True
