@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import RuleError
+from .errors import FraudcoreError, RuleError
 
 __all__ = ["main"]
 
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = sub.add_parser("demo", help="run a synthetic exchange event stream through the example rules")
     p.add_argument("--rules", default=str(EXAMPLES / "rules.yaml"), help="rules file (default: the bundled example)")
-    p.add_argument("--events", type=int, default=200_000, help="number of events (default 200000)")
+    p.add_argument("--events", type=_positive, default=200_000, help="number of events (default 200000)")
     p.add_argument("--seed", type=int, default=7, help="generator seed")
     p.set_defaults(func=_demo)
 
@@ -71,6 +71,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `fraudcore check ... | head`: the reader left
         sys.stderr.close()
         return 0
+    except RuleError as e:
+        for d in e.diagnostics:
+            print(d.render(), file=sys.stderr)
+        return 1
+    except FraudcoreError as e:
+        print(f"fraudcore: {e}", file=sys.stderr)
+        return 1
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 if __name__ == "__main__":

@@ -50,3 +50,11 @@ def test_every_error_at_once(tmp_path):
 def test_unreadable_file(tmp_path):
     out = check(tmp_path / "missing.yaml")
     assert out.returncode == 1 and "missing.yaml" in out.stderr
+
+
+def test_demo_reports_a_bad_rules_file_and_a_bad_count(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fraudcore.cli", "demo", "--rules", str(tmp_path / "none.yaml")],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "rules file not found" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "fraudcore.cli", "demo", "--events", "0"], capture_output=True, text=True)
+    assert out.returncode == 2 and "must be at least 1" in out.stderr
