@@ -22,7 +22,7 @@ from .functions import Overload, compile_regex
 from .opcodes import ARITH_FUNCTIONS, CMP_FUNCTIONS, CMP_OPS, Op, SPECS
 from .source import Source
 from .types import DYN, CelType
-from .values import Err, Type
+from .values import Err, Type, hashable
 
 __all__ = ["Bytecode", "ConstSet", "compile_expr", "Layout"]
 
@@ -266,7 +266,7 @@ class _Compiler:
         self.code[at] = len(self.code)
 
     def const(self, value: object) -> int:
-        key = (type(value), value if _hashable(value) else id(value))
+        key = (type(value), value if hashable(value) else id(value))
         i = self._const_index.get(key)
         if i is None:
             i = self._const_index[key] = len(self.constants)
@@ -514,12 +514,4 @@ class _Compiler:
         # live in an array of their own.
         self.n_locals += 1
         return -self.n_locals
-
-
-def _hashable(value: object) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 

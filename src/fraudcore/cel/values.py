@@ -185,12 +185,12 @@ def map_key(key: object) -> object:
         return None
     if t is str:
         return ("s", key)
-    return ("o", key) if _hashable(key) else None
+    return ("o", key) if hashable(key) else None
 
 
-def _hashable(key: object) -> bool:
+def hashable(value: object) -> bool:
     try:
-        hash(key)
+        hash(value)
     except TypeError:
         return False
     return True
