@@ -270,6 +270,15 @@ def check_agreement(n: int, log: Callable[[str], None], bad: Sequence[str]) -> d
             "rule_hits": dict(sorted(hits.items()))}
 
 
+def timed_pass(fn: Callable[[dict], Any], events: Sequence[dict]) -> float:
+    """Seconds for one pass of ``fn`` over ``events``, GC off."""
+    with GCOff():
+        a = time.perf_counter()
+        for e in events:
+            fn(e)
+        return time.perf_counter() - a
+
+
 def timed_decide(fn: Callable[[dict], Any], events: Sequence[dict]) -> tuple[np.ndarray, float, list]:
     """Per-call ns (perf_counter_ns around each call), ns of the whole pass, results."""
     n = len(events)
@@ -329,20 +338,8 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, An
     for src, n in ((fill, users), (cols, populate)):
         for lo in range(0, n, chunk):
             evs = rows(src, lo, min(lo + chunk, n))
-            ingest = engine.ingest
-            with GCOff():
-                a = time.perf_counter()
-                for e in evs:
-                    ingest(e)
-                b = time.perf_counter()
-            ingest_s += b - a
-            hwi = hw.ingest
-            with GCOff():
-                a = time.perf_counter()
-                for e in evs:
-                    hwi(e)
-                b = time.perf_counter()
-            hw_ingest_s += b - a
+            ingest_s += timed_pass(engine.ingest, evs)
+            hw_ingest_s += timed_pass(hw.ingest, evs)
             n_pop += len(evs)
         log(f"engine: populated {n_pop:,} events (engine {ingest_s:.1f} s, hand-written {hw_ingest_s:.1f} s)")
     st = engine.stats()

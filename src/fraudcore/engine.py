@@ -82,7 +82,7 @@ class Engine:
                 len(policy.rules),
                 policy.layout.index[policy.rules_file.time_field],
                 policy.counters,
-                policy.rule_counters(),
+                policy.counter_reads,
                 policy._fallback,
                 policy.filter_reference,
                 seq,

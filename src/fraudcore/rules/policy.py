@@ -140,6 +140,12 @@ class Policy:
         self.counters = list(rf.counters)
         # Fields the native loader reads: those of the rules and filters, the
         # counters' keys and values, and the event time when counting.
+        # Every variable any rule reads, and per rule the counters it reads
+        # (for Decision.features): derived once here, read per decision.
+        self.reads: frozenset[str] = frozenset(n for r in rules for n in r.bytecode.reads)
+        self.counter_reads: list[tuple[int, ...]] = [
+            tuple(i for i, cid in enumerate(rf.counters) if cid in r.bytecode.reads) for r in rules
+        ]
         self.loads: frozenset[str] = self.reads | frozenset(n for bc in filters.values() for n in bc.reads)
         if rf.counters:
             self.loads |= {f for c in rf.counters.values() for f in (*c.by, c.of) if f} | {rf.time_field}
@@ -183,14 +189,6 @@ class Policy:
         native = self._native.rule_hits() if self._native is not None else [0] * len(self.rules)
         return {r.id: n + m for r, n, m in zip(self.rules, native, self._reference_hits)}
 
-    @property
-    def reads(self) -> frozenset[str]:
-        """Every variable any rule reads."""
-        out: set[str] = set()
-        for r in self.rules:
-            out |= r.bytecode.reads
-        return frozenset(out)
-
     # -- deciding
     def decide(self, event: Mapping[str, Any]) -> Decision:
         """Decide ``event``. With the native VM this method is replaced, per
@@ -226,10 +224,6 @@ class Policy:
             ))
         return plan
 
-    def rule_counters(self) -> list[tuple[int, ...]]:
-        """Per rule, the numbers of the counters it reads (for features)."""
-        return [tuple(i for i, cid in enumerate(self.counters) if cid in r.bytecode.reads) for r in self.rules]
-
     def decide_reference(self, event: Mapping[str, Any], counters: list | None = None) -> Decision:
         """The same decision, computed by the reference interpreter alone
         (with the given counter values, if any)."""
@@ -263,7 +257,7 @@ class Policy:
         features = None
         if counters is not None:
             features = {}
-            for i, read in enumerate(self.rule_counters()):
+            for i, read in enumerate(self.counter_reads):
                 if matched >> i & 1:
                     features.update((self.counters[c], counters[c]) for c in read if counters[c] is not None)
         return Decision(self.actions[rank], score, matched, self.meta, errors, features)
