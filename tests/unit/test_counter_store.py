@@ -210,6 +210,31 @@ def test_distinct_repeated_items_and_expiry():
     assert s.stats()["counters"]["d"]["sketches_in_use"] == 0
 
 
+sketch_op = st.tuples(
+    st.sampled_from(["add", "read"]),
+    st.integers(0, 150_000),  # ms after T0: 1 s buckets, a 60 s window
+    st.integers(0, 400),  # item
+)
+
+
+@given(ops=st.lists(sketch_op, min_size=1, max_size=400))
+def test_sketch_estimate_cache_matches_full_scan(ops):
+    """The cached estimate (kept current by writes, rebuilt on a new bucket)
+    equals a scan of every register, whatever the order of writes and reads:
+    late writes, reads in the past, buckets moving back and forth."""
+    s = CounterStore([("d", "distinct", 60_000, 1_000)], capacity=16, sketches=1)
+    for i in range(40):  # past the exact set: the key has a sketch
+        s.update_key("d", "u", T0, item=f"seed-{i}")
+    for op, dt, item in ops:
+        if op == "add":
+            s.update_key("d", "u", T0 + dt, item=item)
+        else:
+            at = T0 + dt
+            assert s.sketch_estimate("d", "u", at) == s.sketch_estimate("d", "u", at, cached=False)
+    at = T0 + ops[-1][1]
+    assert s.sketch_estimate("d", "u", at) == s.sketch_estimate("d", "u", at, cached=False)
+
+
 def test_sketch_pool_exhausted():
     s = CounterStore([("d", "distinct", 60_000, 1_000)], capacity=16, sketches=1)
     for i in range(200):
@@ -249,7 +274,7 @@ def test_bytes_per_key_documented():
     )
     assert s.bytes_per_key("c") == 1008
     assert s.bytes_per_key("d") == 288
-    assert s.sketch_bytes == 4096 * 24 * 4
+    assert s.sketch_bytes == 4096 * 24 * 4 + 8192  # stamps, then the estimate cache
     st_ = s.stats()["counters"]
     assert st_["c"]["capacity"] == 1 << 20
     assert st_["d"]["bytes"] == (1 << 20) * 288 + 4 * s.sketch_bytes

@@ -144,13 +144,24 @@ static inline void fc_max_i64(void *p, int64_t v)
 /* The same for 32-bit bucket stamps, compared in serial-number arithmetic
  * (RFC 1982): a is newer than b when (int32_t)(a - b) > 0, which is right as
  * long as the two are less than 2^31 buckets apart. */
-static inline void fc_max_u32_serial(void *p, uint32_t v)
+static inline int fc_max_u32_serial(void *p, uint32_t v)
 {
     uint32_t cur = __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED);
     while (cur == 0 || (int32_t)(v - cur) > 0) {
         if (__atomic_compare_exchange_n((uint32_t *)p, &cur, v, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
-            return;
+            return 1;   /* raised it */
     }
+    return 0;
 }
+
+/* A sketch's version: bumped AFTER the register store it announces (the
+ * seq_cst CAS above orders the store first), so a reader that loads version
+ * v with acquire also sees every register raised before v. Returns the old
+ * value. */
+static inline uint64_t fc_inc64(void *p) { return __atomic_fetch_add((uint64_t *)p, 1, __ATOMIC_ACQ_REL); }
+
+/* Release of a try-lock word: everything written under the lock is visible
+ * to the next holder, whose acquiring CAS pairs with this store. */
+static inline void fc_store64(void *p, uint64_t v) { __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELEASE); }
 
 #endif /* FC_ATOMICS_H */

@@ -17,7 +17,9 @@ cdef extern from "atomics.h" nogil:
     bint fc_cas32(void* p, uint32_t expected, uint32_t desired)
     bint fc_cas64(void* p, uint64_t expected, uint64_t desired)
     void fc_max_i64(void* p, int64_t v)
-    void fc_max_u32_serial(void* p, uint32_t v)
+    bint fc_max_u32_serial(void* p, uint32_t v)
+    uint64_t fc_inc64(void* p)
+    void fc_store64(void* p, uint64_t v)
 
 cdef extern from "fchash.h" nogil:
     uint64_t fc_hash(const void* key, size_t length, uint64_t seed)

@@ -45,7 +45,7 @@ private memory. Pages are zero-filled by the kernel on first touch, so a
 table of millions of keys is created instantly and costs memory as it fills.
 
 Bytes per key: 32 + 16 * N (count/sum/min/max/avg; N = 61 by default: 1008),
-32 + 16 * 16 = 288 (distinct, plus 393,216 bytes per sketch in the pool).
+32 + 16 * 16 = 288 (distinct, plus 401,408 bytes per sketch in the pool).
 
 Concurrency: lock-free; see atomics.h and the comments on each step below.
 """
@@ -117,7 +117,7 @@ cdef extern from *:
 # Then the rules area (RULES_AREA bytes, see publish_rules).
 # Entry: EntryHead (32 bytes) then N Buckets (16 bytes) or 16 Items (16 bytes).
 # Sketch: HLL_M registers x HLL_R u32 stamps (the newest bucket stamp at which
-# an item of that register and rank was seen).
+# an item of that register and rank was seen), then a SketchCache.
 
 cdef enum:
     PAGE = 4096
@@ -129,12 +129,31 @@ cdef enum:
     HLL_P = 12
     HLL_M = 4096
     HLL_R = 24             # ranks kept per register; higher ranks count as 24
-    SKETCH_SIZE = 4096 * 24 * 4
+    SKETCH_REGS = 4096 * 24 * 4
+    SKETCH_SIZE = 4096 * 24 * 4 + 8192   # registers, then the SketchCache
     MAX_BUCKETS = 65537
     TAKEOVER_NS = 100000000  # a reserved slot older than this is finished by its next writer
 
+# The estimate of a sketch, kept current for one bucket stamp. Reading every
+# register's 24 stamps costs ~60 us; a key that has a sketch is a hot key,
+# read on every one of its events. So the per-register ranks visible at
+# `bucket` (eff) and their histogram are cached, and each write that raises
+# a stamp applies itself: the cache is exact while `valid` is 1 + `version`.
+# A write that cannot apply itself (the lock is busy, or its stamp is newer
+# than `bucket`) only bumps `version`, and the next read rebuilds the cache.
+# Applying a write twice (a rebuild saw it, then it applied itself) is
+# harmless: eff[j] = max(eff[j], rank) is idempotent.
+cdef struct SketchCache:
+    uint64_t version          # bumped after each register raise
+    uint64_t lock             # try-lock: the holder's monotonic ns; 0 = free
+    uint64_t valid            # 1 + the version eff/hist reflect; 0 = none
+    uint32_t bucket           # the read stamp eff/hist are for
+    uint32_t _pad
+    int32_t hist[32]          # registers per visible rank (0..HLL_R)
+    uint8_t eff[4096]         # per register: its largest rank visible at bucket
+
 MAGIC = b"FCSTORE1"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 # The rules area at the end of the region: the rules file every process of
 # the region decides with. [u64 seq][u64 path length][u64 text length][path]
 # [text]; seq is a seqlock (odd while a publisher writes), so a reader copies
@@ -488,11 +507,45 @@ cdef inline void sketch_add(Counter* c, uint32_t sk, uint64_t h, uint32_t s) noe
     cdef uint64_t j = h >> (64 - HLL_P)
     cdef uint64_t w = (h << HLL_P) | (<uint64_t>1 << (HLL_P - 1))
     cdef int rank = fc_clz64(w) + 1
-    cdef uint32_t* p
+    cdef SketchCache* cache = sketch_cache(regs)
+    cdef uint64_t v
+    cdef int32_t d
+    cdef uint8_t had
     if rank > HLL_R:
         rank = HLL_R
-    p = &regs[j * HLL_R + <uint64_t>(rank - 1)]
-    fc_max_u32_serial(p, s)
+    if not fc_max_u32_serial(&regs[j * HLL_R + <uint64_t>(rank - 1)], s):
+        return
+    v = fc_inc64(&cache.version)
+    if not cache_lock(cache):
+        return
+    if cache.valid == v + 1:
+        d = <int32_t>(cache.bucket - s)
+        if d >= 0:
+            if d < <int32_t>c.n_buckets:
+                had = cache.eff[j]
+                if rank > had:
+                    cache.hist[had] -= 1
+                    cache.hist[rank] += 1
+                    cache.eff[j] = <uint8_t>rank
+            cache.valid = v + 2   # older than the window: changes nothing visible
+        # else: the raise may hide an older sighting visible at `bucket`; rebuild
+    fc_store64(&cache.lock, 0)
+
+
+cdef inline SketchCache* sketch_cache(uint32_t* regs) noexcept nogil:
+    return <SketchCache*>(<char*>regs + SKETCH_REGS)
+
+
+cdef bint cache_lock(SketchCache* cache) noexcept nogil:
+    """Try once to take the cache's lock; nobody ever waits for it. A lock
+    held for over TAKEOVER_NS (its holder was killed) is taken over."""
+    cdef uint64_t held = fc_load64(&cache.lock)
+    cdef uint64_t now = <uint64_t>now_ns()
+    if held == 0:
+        return fc_cas64(&cache.lock, 0, now)
+    if now - held > TAKEOVER_NS:
+        return fc_cas64(&cache.lock, held, now)
+    return False
 
 
 cdef inline fc_pair snapshot(void* p) noexcept nogil:
@@ -661,20 +714,12 @@ cdef double sigma(double x) noexcept nogil:
             return z
 
 
-cdef double hll_estimate(Counter* c, uint32_t sk, uint32_t sbt) noexcept nogil:
-    """Cardinality of the items seen in the window ending at stamp sbt.
-
-    A register's value is its largest rank whose newest sighting is inside
-    the window. The estimate is Ertl's improved raw estimator ("New
-    cardinality estimation algorithms for HyperLogLog sketches", 2017,
-    algorithm 6) with q = HLL_R - 1: unbiased from 0 to ~10^9 items without
-    empirical correction tables, standard error ~1.04 / sqrt(4096)."""
-    cdef uint32_t* regs = <uint32_t*>(c.sketches + <size_t>(sk - 1) * SKETCH_SIZE)
+cdef void hll_scan(Counter* c, uint32_t* regs, uint32_t sbt, uint8_t* eff, int32_t* hist) noexcept nogil:
+    """A register's visible rank at stamp sbt is its largest rank whose newest
+    sighting is inside the window ending at sbt."""
     cdef uint32_t* row
     cdef uint32_t st
-    cdef int hist[HLL_R + 1]
     cdef int j, r
-    cdef double z, m = HLL_M
     for r in range(HLL_R + 1):
         hist[r] = 0
     for j in range(HLL_M):
@@ -685,7 +730,17 @@ cdef double hll_estimate(Counter* c, uint32_t sk, uint32_t sbt) noexcept nogil:
             if st != 0 and <uint32_t>(sbt - st) < c.n_buckets:
                 break
             r -= 1
+        eff[j] = <uint8_t>r
         hist[r] += 1
+
+
+cdef double hll_from_hist(const int32_t* hist) noexcept nogil:
+    """Ertl's improved raw estimator ("New cardinality estimation algorithms
+    for HyperLogLog sketches", 2017, algorithm 6) with q = HLL_R - 1:
+    unbiased from 0 to ~10^9 items without empirical correction tables,
+    standard error ~1.04 / sqrt(4096)."""
+    cdef double z, m = HLL_M
+    cdef int r
     if hist[0] == HLL_M:
         return 0.0
     z = m * tau(1.0 - hist[HLL_R] / m)
@@ -693,6 +748,31 @@ cdef double hll_estimate(Counter* c, uint32_t sk, uint32_t sbt) noexcept nogil:
         z = 0.5 * (z + hist[r])
     z += m * sigma(hist[0] / m)
     return 0.7213475204444817 * m * m / z
+
+
+cdef double hll_estimate(Counter* c, uint32_t sk, uint32_t sbt) noexcept nogil:
+    """Cardinality of the items seen in the window ending at stamp sbt: from
+    the cache when it is current for sbt, else by a scan of the registers
+    (which refreshes the cache, unless sbt is older than its stamp)."""
+    cdef uint32_t* regs = <uint32_t*>(c.sketches + <size_t>(sk - 1) * SKETCH_SIZE)
+    cdef SketchCache* cache = sketch_cache(regs)
+    cdef uint64_t v = fc_load64(&cache.version)
+    cdef int32_t hist[HLL_R + 1]
+    cdef uint8_t eff[HLL_M]
+    if not cache_lock(cache):
+        hll_scan(c, regs, sbt, eff, hist)
+        return hll_from_hist(hist)
+    if cache.valid != v + 1 or cache.bucket != sbt:
+        if cache.valid != 0 and <int32_t>(sbt - cache.bucket) < 0:
+            fc_store64(&cache.lock, 0)      # a late read: keep the newer cache
+            hll_scan(c, regs, sbt, eff, hist)
+            return hll_from_hist(hist)
+        hll_scan(c, regs, sbt, cache.eff, cache.hist)
+        cache.bucket = sbt
+        cache.valid = v + 1
+    memcpy(hist, cache.hist, sizeof(hist))
+    fc_store64(&cache.lock, 0)
+    return hll_from_hist(hist)
 
 
 cdef double empty_value(int32_t agg) noexcept nogil:
@@ -1196,6 +1276,31 @@ cdef class CounterStore:
 
     def read_hash(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms):
         return self.read(counter, hi, lo, at_ms)
+
+    def sketch_estimate(self, counter, key, int64_t at_ms, bint cached=True):
+        """The raw HyperLogLog estimate of a distinct key's sketch at ``at_ms``
+        (None when the key has no sketch): through the estimate cache, as
+        reads are, or with ``cached=False`` by a full scan of the registers.
+        The two must agree; the tests hold them to it."""
+        cdef uint64_t hi, lo
+        cdef int i = self._counter_arg(counter)
+        cdef Counter* c = &self.counters[i]
+        cdef EntryHead* e
+        cdef uint32_t sk, sbt
+        cdef int32_t hist[HLL_R + 1]
+        cdef uint8_t eff[HLL_M]
+        if c.agg != AGG_DISTINCT:
+            raise ValueError(f"counter {self._names[i]!r} is not distinct")
+        fingerprint(key, &hi, &lo)
+        e = find_entry(c, hi | KEY_BITS, lo, 0)
+        sk = fc_load32(&e.sketch) if e != NULL else 0
+        if sk == 0 or sk > c.n_sketches:
+            return None
+        sbt = <uint32_t><uint64_t>floordiv(at_ms, c.res_ms)
+        if cached:
+            return hll_estimate(c, sk, sbt)
+        hll_scan(c, <uint32_t*>(c.sketches + <size_t>(sk - 1) * SKETCH_SIZE), sbt, eff, hist)
+        return hll_from_hist(hist)
 
     def bytes_per_key(self, counter):
         """Bytes one key takes in the counter's table (a sketch, for distinct
