@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -50,6 +51,37 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from fraudcore.server import ServerConfig, serve
+
+    try:
+        config = ServerConfig(
+            rules=args.rules,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            state=args.state,
+            token=args.token if args.token is not None else os.environ.get("FRAUDCORE_TOKEN"),
+            max_frame=args.max_frame,
+            max_connections=args.max_connections,
+            idle_timeout=args.idle_timeout,
+            frame_timeout=args.frame_timeout,
+            deadline_ms=args.deadline_ms,
+            drain_timeout=args.drain_timeout,
+            capacity=args.capacity,
+            prefault=args.prefault,
+            loop=args.loop,
+        )
+    except ValueError as e:
+        print(f"fraudcore serve: {e}", file=sys.stderr)
+        return 2
+    try:
+        return serve(config)
+    except OSError as e:
+        print(f"fraudcore serve: cannot listen on {config.host}:{config.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fraudcore", description="Real-time fraud decisions from CEL rules.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +96,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--events", type=_positive, default=200_000, help="number of events (default 200000)")
     p.add_argument("--seed", type=int, default=7, help="generator seed")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("serve", help="serve decisions over the binary TCP protocol (docs/protocol.md)")
+    p.add_argument("--rules", required=True, help="the rules file (YAML)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
+    p.add_argument("--port", type=int, default=7878, help="TCP port (default 7878; 0: any free port)")
+    p.add_argument("--workers", type=_positive, default=1, help="worker processes sharing the port and the state (default 1)")
+    p.add_argument("--state", help="state region file shared by the workers; counters survive restarts")
+    p.add_argument("--token", help="admin token required by stats and reload (default: $FRAUDCORE_TOKEN, else none)")
+    p.add_argument("--max-frame", type=_positive, default=1 << 20, help="largest frame payload in bytes (default 1 MiB)")
+    p.add_argument("--max-connections", type=_positive, default=1024, help="connections per worker (default 1024)")
+    p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds before an idle connection is closed")
+    p.add_argument("--frame-timeout", type=float, default=10.0, help="seconds to complete a started frame")
+    p.add_argument("--deadline-ms", type=float, default=1000.0, help="requests older than this are not executed")
+    p.add_argument("--drain-timeout", type=float, default=10.0, help="seconds SIGTERM waits for connections")
+    p.add_argument("--capacity", type=_positive, default=65536, help="keys per counter table")
+    p.add_argument("--prefault", action="store_true", help="fault the state region in at start")
+    p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (default uvloop)")
+    p.set_defaults(func=_serve)
 
     args = parser.parse_args(argv)
     try:

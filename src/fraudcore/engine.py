@@ -29,7 +29,9 @@ class Engine:
     full its stalest keys are evicted and counted in ``stats()``. With
     ``prefault`` every page of the region is faulted in at start (like a
     JVM's AlwaysPreTouch): memory is committed up front and first touches
-    leave the decision path.
+    leave the decision path. With ``follow``, an engine opening a shared
+    region that already holds published rules decides with those rather than
+    publishing its own (a server worker restarted after a reload).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class Engine:
         capacity: int | Mapping[str, int] = 65536,
         sketches: int = 16,
         prefault: bool = False,
+        follow: bool = False,
     ):
         self._lock = threading.Lock()
         self._capacity = capacity
@@ -48,7 +51,13 @@ class Engine:
         self._state = os.fspath(state) if state is not None else None
         self._store = None
         self.reload_error: str | None = None
-        self._bind(policy, publish=True)
+        self._bind(policy, publish=not follow)
+        if follow and self._store is not None:
+            seq, path, text = self._store.read_rules()
+            if path is None:
+                self._bind(policy, publish=True)  # nothing published yet: ours are the rules
+            else:
+                self._follow(seq, path, text)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> "Engine":
@@ -233,15 +242,25 @@ class Engine:
         with self._lock:
             seq, path, text = self._store.read_rules()
             if self._engine.seq != seq:
-                try:
-                    self._bind(load_policy(path, text=text), seq=seq)
-                    self.reload_error = None
-                except FraudcoreError as e:
-                    # This process cannot compile them (a list file missing
-                    # here, say): it keeps its rules and says why in stats().
-                    self.reload_error = f"rules published at sequence {seq} ({path}) failed here: {e}"
-                    self._bind(self._policy, seq=seq)
+                self._follow(seq, path, text)
         return self._engine.decide(event, mode)
+
+    def _follow(self, seq: int, path: str, text: str) -> None:
+        """Decide with the rules published at ``seq`` in the region."""
+        try:
+            self._bind(load_policy(path, text=text), seq=seq)
+            self.reload_error = None
+        except FraudcoreError as e:
+            # This process cannot compile them (a list file missing here,
+            # say): it keeps its rules and says why in stats().
+            self.reload_error = f"rules published at sequence {seq} ({path}) failed here: {e}"
+            self._bind(self._policy, seq=seq)
+
+    def flush(self) -> None:
+        """Write a file-backed region's pages to its file (msync); a no-op
+        for private memory."""
+        if self._store is not None:
+            self._store.flush()
 
     def close(self) -> None:
         if self._store is not None:

@@ -59,7 +59,8 @@ from libc.math cimport isfinite, log, sqrt, NAN, INFINITY
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, INT64_MAX
 from libc.string cimport memset, memcpy
 from libc.stdlib cimport calloc, free
-from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED
+from libc.errno cimport errno
+from posix.mman cimport mmap, munmap, msync, MS_SYNC, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 from fraudcore.errors import StateError
@@ -1169,6 +1170,13 @@ cdef class CounterStore:
         if self.counters != NULL:
             free(self.counters)
             self.counters = NULL
+
+    def flush(self):
+        """Write a file-backed region's dirty pages to its file and wait
+        (msync MS_SYNC); private memory has nothing to flush."""
+        if self.base != NULL and self._path is not None:
+            if msync(self.base, self.size, MS_SYNC) != 0:
+                raise OSError(errno, f"msync {self._path}: {os.strerror(errno)}")
 
     def close(self):
         """Unmap the region (the file stays). Further use raises ValueError."""
