@@ -21,9 +21,9 @@ from pathlib import Path
 # other core while single-core timings run. Set before numpy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from . import cel_suite, engine_suite, machine  # noqa: E402
+from . import cel_suite, engine_suite, load_suite, machine  # noqa: E402
 
-SUITES = {"cel": cel_suite, "engine": engine_suite}
+SUITES = {"cel": cel_suite, "engine": engine_suite, "load": load_suite}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 

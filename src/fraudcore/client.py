@@ -45,26 +45,9 @@ def _result(resp: Response) -> Response:
     return resp
 
 
-class _Requests:
-    """The request builders both clients share: op name and fields in, one
-    frame out, with a fresh id."""
-
-    def __init__(self, token: str | None):
-        self.token = token
-        self._ids = itertools.count(1)
-
-    def frame(self, out: bytearray, op: str, **fields: Any) -> int:
-        rid = next(self._ids)
-        msg = {"id": rid, "op": op}
-        if op in ("stats", "reload") and self.token is not None:
-            msg["token"] = self.token
-        msg.update(fields)
-        append_frame(out, _encoder, msg)
-        return rid
-
-
-class Client:
-    """A blocking client. ``timeout`` bounds each call (seconds)."""
+class _ClientBase:
+    """What both clients share: where the server is, the limits, and the
+    request builder (op name and fields in, one frame out, a fresh id)."""
 
     def __init__(
         self,
@@ -76,13 +59,35 @@ class Client:
         token: str | None = None,
         max_frame: int = MAX_FRAME,
     ):
-        self.address = (host, port)
-        self.timeout = timeout
+        self.host, self.port = host, port
+        self.timeout = timeout  # seconds, per call
         self.connect_timeout = connect_timeout
+        self.token = token  # sent with the admin ops (stats, reload)
         self.max_frame = max_frame
-        self._requests = _Requests(token)
+        self._ids = itertools.count(1)
+
+    def _frame(self, out: bytearray, op: str, **fields: Any) -> int:
+        rid = next(self._ids)
+        msg = {"id": rid, "op": op}
+        if op in ("stats", "reload") and self.token is not None:
+            msg["token"] = self.token
+        msg.update(fields)
+        append_frame(out, _encoder, msg)
+        return rid
+
+    @property
+    def _where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class Client(_ClientBase):
+    """A blocking client: Client(host, port, timeout=, connect_timeout=,
+    token=, max_frame=). Not shared between threads: one per thread."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self._sock: socket.socket | None = None
-        self._reader = FrameReader(max_frame)
+        self._reader = FrameReader(self.max_frame)
         self._ready: list[Response] = []
 
     # -- the ops of SPEC §4
@@ -117,7 +122,7 @@ class Client:
         pending = 0
         buf = bytearray()
         for event in events:
-            self._requests.frame(buf, "decide", event=event)
+            self._frame(buf, "decide", event=event)
             pending += 1
             if pending == window:
                 self._send(buf)
@@ -132,7 +137,7 @@ class Client:
     # -- transport
     def _call(self, op: str, **fields: Any) -> Response:
         buf = bytearray()
-        rid = self._requests.frame(buf, op, **fields)
+        rid = self._frame(buf, op, **fields)
         self._send(buf)
         resp = self._recv()
         if resp.id != rid and resp.id != 0:
@@ -142,7 +147,7 @@ class Client:
 
     def _connect(self) -> socket.socket:
         if self._sock is None:
-            sock = socket.create_connection(self.address, timeout=self.connect_timeout)
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.settimeout(self.timeout)
             self._sock, self._reader, self._ready = sock, FrameReader(self.max_frame), []
@@ -167,7 +172,7 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.close()
-                raise TimeoutError(f"no response from {self.address[0]}:{self.address[1]} within {self.timeout:g} s")
+                raise TimeoutError(f"no response from {self._where} within {self.timeout:g} s")
             sock.settimeout(left)
             try:
                 data = sock.recv(1 << 16)
@@ -178,7 +183,7 @@ class Client:
                 raise
             if not data:
                 self.close()
-                raise ConnectionError(f"{self.address[0]}:{self.address[1]} closed the connection")
+                raise ConnectionError(f"{self._where} closed the connection")
             self._ready.extend(_decoder.decode(f) for f in self._reader.feed(data))
         return self._ready.pop(0)
 
@@ -235,26 +240,14 @@ class _Stream(asyncio.Protocol):
         waiting.clear()
 
 
-class AsyncClient:
-    """An asyncio client: concurrent calls pipeline over one connection."""
+class AsyncClient(_ClientBase):
+    """An asyncio client: concurrent calls pipeline over one connection.
+    Takes Client's arguments, and ``reconnect_attempts``: connection
+    attempts after the first, with exponential backoff, before a call fails."""
 
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 7878,
-        *,
-        timeout: float = 5.0,
-        connect_timeout: float = 2.0,
-        token: str | None = None,
-        max_frame: int = MAX_FRAME,
-        reconnect_attempts: int = 3,
-    ):
-        self.host, self.port = host, port
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.max_frame = max_frame
+    def __init__(self, *args: Any, reconnect_attempts: int = 3, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.reconnect_attempts = reconnect_attempts
-        self._requests = _Requests(token)
         self._stream: _Stream | None = None
         self._connecting: asyncio.Lock | None = None
         self._waiting: dict[int, asyncio.Future[Response]] = {}
@@ -298,7 +291,7 @@ class AsyncClient:
                     return stream
                 except (OSError, asyncio.TimeoutError):
                     if attempt == self.reconnect_attempts:
-                        raise ConnectionError(f"cannot connect to {self.host}:{self.port} after {attempt + 1} attempts") from None
+                        raise ConnectionError(f"cannot connect to {self._where} after {attempt + 1} attempts") from None
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 1.0)
             raise AssertionError("unreachable")
@@ -306,7 +299,7 @@ class AsyncClient:
     async def _call(self, op: str, **fields: Any) -> Response:
         stream = await self._connect()
         buf = bytearray()
-        rid = self._requests.frame(buf, op, **fields)
+        rid = self._frame(buf, op, **fields)
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut
         assert stream.transport is not None
@@ -315,7 +308,7 @@ class AsyncClient:
             resp = await asyncio.wait_for(fut, self.timeout)
         except asyncio.TimeoutError:
             self._waiting.pop(rid, None)
-            raise TimeoutError(f"no response from {self.host}:{self.port} within {self.timeout:g} s") from None
+            raise TimeoutError(f"no response from {self._where} within {self.timeout:g} s") from None
         return _result(resp)
 
     async def close(self) -> None:

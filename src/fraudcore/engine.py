@@ -239,11 +239,19 @@ class Engine:
     def _switch(self, event: dict[str, Any], mode: int) -> Decision | None:
         """The region holds newer rules than this process runs: compile them,
         move to them, and decide ``event`` with them."""
+        self.sync()
+        return self._engine.decide(event, mode)
+
+    def sync(self) -> None:
+        """Move to the rules another process published in the shared region,
+        if any. Decisions do this by themselves; a caller reporting the
+        version (a server's health check) calls it first."""
+        if self._engine is None or self._store.rules_generation() == self._engine.seq:
+            return
         with self._lock:
             seq, path, text = self._store.read_rules()
             if self._engine.seq != seq:
                 self._follow(seq, path, text)
-        return self._engine.decide(event, mode)
 
     def _follow(self, seq: int, path: str, text: str) -> None:
         """Decide with the rules published at ``seq`` in the region."""
