@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import logging
 import os
 import signal
@@ -22,7 +23,6 @@ from typing import Any, Callable
 
 import msgspec
 
-from fraudcore.decision import RuleMeta
 from fraudcore.engine import Engine
 from fraudcore.errors import FraudcoreError, RuleError
 from fraudcore.wire import (
@@ -33,7 +33,6 @@ from fraudcore.wire import (
     DecideBatch,
     Evaluate,
     FrameReader,
-    FrameTooLarge,
     Health,
     Ingest,
     Reload,
@@ -47,7 +46,6 @@ from .config import ServerConfig
 __all__ = ["Worker", "bind_socket", "run_worker"]
 
 log = logging.getLogger("fraudcore.server")
-as_dict = RuleMeta.as_dict
 
 
 class RequestError(Exception):
@@ -56,6 +54,16 @@ class RequestError(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
+
+
+def run_event(call: Callable[[Any], Any], arg: Any) -> Any:
+    """An engine call on an event (or events). What the engine raises for an
+    event it refuses as a whole is the client's error; a rule failing on a
+    field is reported in the decision instead."""
+    try:
+        return call(arg)
+    except (FraudcoreError, TypeError, ValueError, OverflowError) as e:
+        raise RequestError(Code.BAD_EVENT, f"{type(e).__name__}: {e}") from None
 
 
 class Worker:
@@ -132,32 +140,28 @@ class Worker:
             return rid, Code.UNKNOWN_OP, f"unknown op {op!r}; the ops are {', '.join(OPS)}"
         return rid, Code.BAD_REQUEST, str(exc).replace("$", "request", 1)
 
-    def _guard(self, event_call: Callable[[Any], Any], event: Any) -> Any:
-        try:
-            return event_call(event)
-        except (FraudcoreError, TypeError, ValueError, OverflowError) as e:
-            raise RequestError(Code.BAD_EVENT, f"{type(e).__name__}: {e}") from None
-
     def _decide(self, req: Decide) -> dict[str, Any]:
-        return {"id": req.id, "ok": True, "decision": as_dict(self._guard(self.engine.decide, req.event))}
+        return {"id": req.id, "ok": True, "decision": run_event(self.engine.decide, req.event).to_dict()}
 
     def _evaluate(self, req: Evaluate) -> dict[str, Any]:
-        return {"id": req.id, "ok": True, "decision": as_dict(self._guard(self.engine.evaluate, req.event))}
+        return {"id": req.id, "ok": True, "decision": run_event(self.engine.evaluate, req.event).to_dict()}
 
     def _ingest(self, req: Ingest) -> dict[str, Any]:
-        self._guard(self.engine.ingest, req.event)
+        run_event(self.engine.ingest, req.event)
         return {"id": req.id, "ok": True}
 
     def _decide_batch(self, req: DecideBatch) -> dict[str, Any]:
-        decisions = self._guard(self.engine.decide_many, req.events)
-        return {"id": req.id, "ok": True, "decisions": [as_dict(d) for d in decisions]}
+        decisions = run_event(self.engine.decide_many, req.events)
+        return {"id": req.id, "ok": True, "decisions": [d.to_dict() for d in decisions]}
 
     def _health(self, req: Health) -> dict[str, Any]:
         self.engine.sync()
         return {"id": req.id, "ok": True, "status": "draining" if self.draining else "ok", "version": self.engine.version}
 
     def _admin(self, token: str | None) -> None:
-        if self.config.token is not None and token != self.config.token:
+        if self.config.token is not None and not (
+            isinstance(token, str) and hmac.compare_digest(token.encode(), self.config.token.encode())
+        ):
             raise RequestError(Code.UNAUTHORIZED, "this op needs the server's admin token (field `token`)")
 
     def _stats(self, req: Stats) -> dict[str, Any]:
@@ -215,14 +219,16 @@ class Worker:
         self._tick()  # now every 10 ms: close connections as they go quiet
         loop = asyncio.get_running_loop()
         end = loop.time() + self.config.drain_timeout
-        while self.connections and loop.time() < end:
-            await asyncio.sleep(0.01)
-        for conn in list(self.connections):
-            conn.transport.abort()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        self.engine.flush()
-        self.closed.set()
+        try:
+            while self.connections and loop.time() < end:
+                await asyncio.sleep(0.01)
+            for conn in list(self.connections):
+                conn.transport.abort()
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+            self.engine.flush()
+        finally:
+            self.closed.set()  # whatever failed above, the process exits
 
 
 class Connection(asyncio.Protocol):
@@ -255,19 +261,19 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         received = time.perf_counter()
         self.last_active = time.monotonic()
-        try:
-            frames = self.reader.feed(data)
-        except FrameTooLarge as e:
-            self._fail(Code.FRAME_TOO_LARGE, str(e))
-            return
+        reader = self.reader
+        frames = reader.feed(data)
         if frames:
             out = bytearray()
             handle = self.worker.handle
             for frame in frames:
                 handle(frame, out, received)
             self.transport.write(out)
+        if reader.error is not None:  # answered what came before it; the stream cannot go on
+            self._fail(Code.FRAME_TOO_LARGE, str(reader.error))
+            return
         # The frame timeout runs from the first byte of an incomplete frame.
-        if not self.reader.pending:
+        if not reader.pending:
             self.partial_since = 0.0
         elif frames or not self.partial_since:
             self.partial_since = self.last_active

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import msgspec
 
 from .errors import FraudcoreError
-from .wire import MAX_FRAME, DecisionMsg, FrameReader, Response, append_frame
+from .wire import DecisionMsg, FrameReader, Response, append_frame
 
 __all__ = ["AsyncClient", "Client", "ServerError"]
 
@@ -57,13 +57,16 @@ class _ClientBase:
         timeout: float = 5.0,
         connect_timeout: float = 2.0,
         token: str | None = None,
-        max_frame: int = MAX_FRAME,
+        max_response: int = 1 << 30,
     ):
         self.host, self.port = host, port
         self.timeout = timeout  # seconds, per call
         self.connect_timeout = connect_timeout
         self.token = token  # sent with the admin ops (stats, reload)
-        self.max_frame = max_frame
+        # Responses are not bound by the server's request limit (a batch's
+        # answer can be larger than its request); this only stops a stream
+        # that is not this protocol.
+        self.max_response = max_response
         self._ids = itertools.count(1)
 
     def _frame(self, out: bytearray, op: str, **fields: Any) -> int:
@@ -82,12 +85,12 @@ class _ClientBase:
 
 class Client(_ClientBase):
     """A blocking client: Client(host, port, timeout=, connect_timeout=,
-    token=, max_frame=). Not shared between threads: one per thread."""
+    token=, max_response=). Not shared between threads: one per thread."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._sock: socket.socket | None = None
-        self._reader = FrameReader(self.max_frame)
+        self._reader = FrameReader(self.max_response)
         self._ready: list[Response] = []
 
     # -- the ops of SPEC §4
@@ -150,7 +153,7 @@ class Client(_ClientBase):
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.settimeout(self.timeout)
-            self._sock, self._reader, self._ready = sock, FrameReader(self.max_frame), []
+            self._sock, self._reader, self._ready = sock, FrameReader(self.max_response), []
         return self._sock
 
     def _send(self, data: bytes | bytearray) -> None:
@@ -185,6 +188,9 @@ class Client(_ClientBase):
                 self.close()
                 raise ConnectionError(f"{self._where} closed the connection")
             self._ready.extend(_decoder.decode(f) for f in self._reader.feed(data))
+            if self._reader.error is not None:
+                self.close()
+                raise ConnectionError(f"{self._where}: {self._reader.error}; connection closed")
         return self._ready.pop(0)
 
     def close(self) -> None:
@@ -202,7 +208,7 @@ class Client(_ClientBase):
 class _Stream(asyncio.Protocol):
     def __init__(self, client: "AsyncClient"):
         self.client = client
-        self.reader = FrameReader(client.max_frame)
+        self.reader = FrameReader(client.max_response)
         self.transport: asyncio.Transport | None = None
         self.lost = asyncio.get_running_loop().create_future()
 
@@ -213,6 +219,8 @@ class _Stream(asyncio.Protocol):
         waiting = self.client._waiting
         try:
             frames = self.reader.feed(data)
+            if self.reader.error is not None:
+                raise self.reader.error
             for f in frames:
                 resp = _decoder.decode(f)
                 fut = waiting.pop(resp.id, None)

@@ -72,18 +72,20 @@ class Engine:
     def _bind(self, policy: Policy, *, publish: bool = False, seq: int = 0) -> None:
         """Compile ``policy`` into the decision path. With ``publish`` its
         rules file becomes the rules of every process sharing the region."""
-        counters = policy.rules_file.counters
-        if counters and _native.vm is None:
+        # A region holds the counters, and with `state` the rules shared by
+        # every process: a counter-less rules file on shared state has one too.
+        stateful = bool(policy.rules_file.counters) or self._state is not None
+        if stateful and _native.vm is None:
             raise FraudcoreError(
-                "counters are kept by the native extension, which is "
+                "counters and shared state are kept by the native extension, which is "
                 + ("disabled (FRAUDCORE_NO_EXTENSIONS)" if _native.DISABLED else f"not available ({_native.IMPORT_ERROR})")
             )
-        if counters and self._store is None:
+        if stateful and self._store is None:
             self._store = self._open_store(policy)
         engine = None
-        if counters and publish:
+        if stateful and publish:
             seq = self._store.publish_rules(policy.rules_file.path, policy.rules_file.text)
-        if counters:
+        if stateful:
             engine = _native.engine.NativeEngine(
                 policy._native,
                 self._store,

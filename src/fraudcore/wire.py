@@ -54,7 +54,6 @@ class Code:
     BAD_EVENT = "bad_event"  # an event the engine refused as a whole
     BAD_RULES = "bad_rules"  # reload: the rules do not compile; the old ones stay
     RELOAD_FAILED = "reload_failed"  # reload: refused for another reason; the old rules stay
-    SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal"  # a bug: reported, logged, and the server goes on
 
 
@@ -144,14 +143,16 @@ class FrameReader:
 
     ``feed`` returns the complete payloads (memoryviews: decoders read them
     without a copy); a partial frame stays buffered. A length above
-    ``max_frame`` raises ``FrameTooLarge`` before any of the payload is
-    buffered, so a hostile length prefix costs nothing.
+    ``max_frame`` ends the stream: ``error`` becomes a ``FrameTooLarge``
+    (the frames before it are still returned, to be answered), nothing of
+    its payload is buffered, and later feeds return nothing.
     """
 
-    __slots__ = ("max_frame", "_buf", "_need")
+    __slots__ = ("max_frame", "error", "_buf", "_need")
 
     def __init__(self, max_frame: int = MAX_FRAME):
         self.max_frame = max_frame
+        self.error: FrameTooLarge | None = None
         self._buf = bytearray()
         self._need = 0  # bytes the buffered partial frame needs in all
 
@@ -161,6 +162,8 @@ class FrameReader:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[memoryview]:
+        if self.error is not None:
+            return []
         buf = self._buf
         if buf:
             buf += data
@@ -174,7 +177,8 @@ class FrameReader:
         while end - pos >= HEADER:
             n = int.from_bytes(view[pos : pos + HEADER], "big")
             if n > self.max_frame:
-                raise FrameTooLarge(n, self.max_frame)
+                self.error = FrameTooLarge(n, self.max_frame)
+                return frames
             if end - pos - HEADER < n:
                 break
             frames.append(view[pos + HEADER : pos + HEADER + n])
@@ -186,6 +190,8 @@ class FrameReader:
 
 
 class FrameTooLarge(Exception):
+    """A frame's length prefix is above the limit: the stream cannot go on."""
+
     def __init__(self, size: int, limit: int):
         super().__init__(f"frame of {size} bytes exceeds the limit of {limit} bytes")
         self.size = size

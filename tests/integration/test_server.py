@@ -388,3 +388,35 @@ def test_pipelining_without_reading_is_bounded():
         still_serving(s)
         sock.close()
         still_serving(s)
+
+
+def test_workers_share_a_reload_of_counterless_rules(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = readme.split("```yaml\n", 1)[1].split("```", 1)[0]  # the README's rules: no counters
+    assert "counters:" not in text
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(text)
+    with ServerProc("--workers", "2", rules=rules) as s:
+        clients, pids = [], set()
+        while len(pids) < 2 and len(clients) < 64:
+            c = fraudcore.Client(port=s.port)
+            pids.add(c.stats()["server"]["pid"])
+            clients.append(c)
+        assert len(pids) == 2
+        version = clients[0].reload(text.replace("version: 2026-12-04.1", "version: second"))
+        assert version == "second"
+        event = {"type": "withdrawal", "user_id": "u", "amount": 1.0, "country": "KP", "account_age_days": 1, "ts": 1}
+        for c in clients:
+            d = c.decide(event)
+            assert (d.version, d.rules) == ("second", ["sanctioned_country"])
+            c.close()
+
+
+def test_a_response_larger_than_the_request_limit(server):
+    """Responses are not bound by --max-frame: 1,000 empty events make a
+    small request and a large answer (every rule reports its missing fields)."""
+    with fraudcore.Client(port=server.port) as c:
+        ds = c.decide_batch([{}] * 1000)
+        assert len(ds) == 1000 and all(d.errors for d in ds)
+        assert len(msgspec.msgpack.encode(ds)) > 1 << 20
+        assert c.health() == "ok"

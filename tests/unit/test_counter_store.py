@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -301,18 +302,33 @@ def test_nan_and_infinite_values_are_skipped():
 
 
 def test_far_future_and_far_past():
+    now = int(time.time() * 1000)
+    day = 86_400_000
     s = CounterStore([("c", "count", 60_000, 1_000)], capacity=16)
-    assert s.update_key("c", "u", T0)
-    assert not s.update_key("c", "u", T0 + 2 * 86_400_000)  # two days ahead of the high-water mark
+    assert s.update_key("c", "u", now)
+    assert not s.update_key("c", "u", now + 2 * day)  # two days ahead of the mark and of the clock
     assert not s.update_key("c", "v", 2**62)
     assert s.stats()["counters"]["c"]["future_skipped"] == 2
-    assert s.update_key("c", "u", T0 + 3_600_000)  # an hour ahead is fine
-    assert not s.update_key("c", "u", T0 - 365 * 86_400_000)  # older than u's window
+    assert s.update_key("c", "u", now + 3_600_000)  # an hour ahead is fine
+    assert not s.update_key("c", "u", now - 365 * day)  # older than u's window
     assert s.stats()["counters"]["c"]["too_old"] == 1
     assert s.update_key("c", "w", -(2**62))  # a new key: counted, invisible to any current read
-    assert s.read_key("c", "w", T0) == 0
-    assert s.read_key("c", "u", T0 + 3_600_000) == 1
-    assert s.stats()["high_water_ms"] == T0 + 3_600_000
+    assert s.read_key("c", "w", now) == 0
+    assert s.read_key("c", "u", now + 3_600_000) == 1
+    assert s.stats()["high_water_ms"] == now + 3_600_000
+
+
+def test_an_old_first_event_does_not_stop_counting():
+    """The first event sets the high-water mark; if it is ancient (seconds
+    sent as milliseconds), events at the real time are far beyond the mark
+    but not beyond the wall clock: they count, and the mark catches up."""
+    s = CounterStore([("c", "count", 60_000, 1_000)], capacity=16)
+    assert s.update_key("c", "x", 1_000)
+    assert s.update_key("c", "u", T0)
+    assert s.update_key("c", "u", T0 + 1)
+    assert s.read_key("c", "u", T0 + 1) == 2
+    assert s.stats()["high_water_ms"] == T0 + 1
+    assert s.stats()["counters"]["c"]["future_skipped"] == 0
 
 
 def test_huge_key():
@@ -328,7 +344,6 @@ def test_huge_key():
 @pytest.mark.parametrize(
     ("specs", "message"),
     [
-        ([], "at least one counter"),
         ([("a", "median", 1000, 100)], "agg must be one of"),
         ([("a", "count", 1000, 0)], "resolution_ms"),
         ([("a", "count", 100, 1000)], "resolution_ms"),
@@ -339,6 +354,19 @@ def test_huge_key():
 def test_bad_specs(specs, message):
     with pytest.raises(ValueError, match=message):
         CounterStore(specs)
+
+
+def test_a_region_without_counters_holds_shared_rules(tmp_path):
+    path = tmp_path / "rules-only"
+    a = CounterStore([], path=path)
+    b = CounterStore([], path=path, create=False)
+    seq = a.publish_rules("r.yaml", "version: 2\nrules: []\n")
+    assert b.read_rules() == (seq, "r.yaml", "version: 2\nrules: []\n")
+    assert a.stats()["counters"] == {}
+    with pytest.raises(StateError):
+        CounterStore([("c", "count", 60_000, 1_000)], path=path, create=False)
+    a.close()
+    b.close()
 
 
 # ------------------------------------------------------------ the file -----

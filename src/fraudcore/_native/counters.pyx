@@ -22,10 +22,12 @@ the items whose run of sightings covers the read time (see distinct_add).
 * An event whose bucket is older than the key's newest bucket minus the ring
   (``b <= newest_b - N``) cannot appear in any later read: it is not counted
   (stats ``too_old``). Out-of-order events inside the window count.
-* An event more than ``max_future_ms`` (default 24 h) after the region's
+* An event more than ``max_future_ms`` (default 24 h) after both the region's
   high-water mark (the largest event time counted so far, shared by all
-  counters and processes) is not counted (stats ``future_skipped``). The first
-  event sets the mark. ``max_future_ms=None`` disables the check.
+  counters and processes) and the wall clock is not counted (stats
+  ``future_skipped``). The first event sets the mark; the wall clock lets a
+  mark set by an ancient event catch up. ``max_future_ms=None`` disables
+  the check.
 * sum/min/max/avg ignore a non-finite value (NaN, inf): not counted, stats
   ``nan_skipped``. count and distinct ignore the value.
 * distinct is exact while a key has at most 16 live items (an exact set),
@@ -61,7 +63,7 @@ from libc.string cimport memset, memcpy
 from libc.stdlib cimport calloc, free
 from libc.errno cimport errno
 from posix.mman cimport mmap, munmap, msync, MS_SYNC, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_FAILED
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, CLOCK_REALTIME
 
 from fraudcore.errors import StateError
 
@@ -319,6 +321,12 @@ cdef inline int64_t now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+cdef inline int64_t wall_ms() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
 
 
 cdef inline void reset_entry(Counter* c, EntryHead* e) noexcept nogil:
@@ -649,6 +657,18 @@ cdef int distinct_add(Counter* c, EntryHead* e, int64_t b, uint64_t item) noexce
     return 0
 
 
+cdef bint too_far_ahead(int64_t ts, int64_t mark, int64_t max_future) noexcept nogil:
+    """An event time more than max_future after both the high-water mark and
+    the wall clock: a bad clock. Beyond the mark alone is not enough: a mark
+    set by an ancient first event (seconds sent as milliseconds) must let
+    the events of now catch it up."""
+    cdef int64_t now
+    if mark == 0 or max_future < 0 or ts <= mark or <uint64_t>ts - <uint64_t>mark <= <uint64_t>max_future:
+        return False
+    now = wall_ms()
+    return ts > now and <uint64_t>ts - <uint64_t>now > <uint64_t>max_future
+
+
 cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t hi, uint64_t lo,
                         int64_t ts, double value, uint64_t item) noexcept nogil:
     """Count one event. Returns 0 when counted, 1 when skipped (see stats)."""
@@ -656,7 +676,7 @@ cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t h
     cdef EntryHead* e
     mark = fc_load_i64(hwm)
     if ts > mark:
-        if mark != 0 and max_future >= 0 and <uint64_t>ts - <uint64_t>mark > <uint64_t>max_future:
+        if too_far_ahead(ts, mark, max_future):
             fc_add64(&c.stats[ST_FUTURE], 1)
             return 1
         fc_max_i64(hwm, ts)
@@ -946,9 +966,9 @@ cdef class CounterStore:
     def __init__(self, specs, *, path=None, capacity=65536, sketches=16, create=True,
                  max_future_ms=86_400_000, prefault=False):
         cdef int i
+        # No specs is a region for the shared rules alone (a counter-less
+        # rules file served by several workers).
         specs = [tuple(s) for s in specs]
-        if not specs:
-            raise ValueError("a counter store needs at least one counter")
         names = []
         for s in specs:
             if len(s) != 4:
@@ -1017,7 +1037,7 @@ cdef class CounterStore:
         if prefault:
             self._prefault()
         self.n_counters = len(specs)
-        self.counters = <Counter*>calloc(len(specs), sizeof(Counter))
+        self.counters = <Counter*>calloc(max(len(specs), 1), sizeof(Counter))
         if self.counters == NULL:
             raise MemoryError()
         self.hwm = <int64_t*>(self.base + 48)
@@ -1242,9 +1262,7 @@ cdef class CounterStore:
         """read(), as if the event (value, item) at at_ms had been counted
         (unless update() would skip it: too far in the future, too old)."""
         cdef Counter* c = self.counter_ptr(counter)
-        cdef int64_t mark = fc_load_i64(self.hwm)
-        cdef bint counted = not (at_ms > mark and mark != 0 and self.max_future_ms >= 0
-                                 and <uint64_t>at_ms - <uint64_t>mark > <uint64_t>self.max_future_ms)
+        cdef bint counted = not too_far_ahead(at_ms, fc_load_i64(self.hwm), self.max_future_ms)
         return read_counter_with(c, hi, lo, at_ms, counted, value, item)
 
     cdef int _counter_arg(self, object counter) except -1:
