@@ -557,3 +557,18 @@ def test_an_event_that_is_not_a_mapping_is_a_clear_type_error(engine, bad):
     with pytest.raises(TypeError, match=f"an event must be a dict .* got {type(bad).__name__}"):
         engine.decide(bad)
     assert engine.decide(ev(t=0)).version == "v1"  # and the engine goes on
+
+
+def test_decoded_events_decide_as_literal_ones():
+    """Events from a decoder carry their own key objects, not the interned
+    field names: the field cache must match them by value (dictpeek.h)."""
+    import msgspec
+
+    evs = ExchangeStream(seed=4, users=50).events(400)
+    decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(evs))
+    shuffled = [dict(reversed(list(e.items()))) for e in decoded[:200]] + decoded[200:]  # and another key order
+    names = {k: k for k in evs[0]}
+    assert any(k is not names[k] for k in decoded[0])  # not the interned names
+    literal, from_decoder = Engine.from_file(EXAMPLE), Engine.from_file(EXAMPLE)
+    for a, b in zip(evs, shuffled):
+        assert same_decision(literal.decide(a), from_decoder.decide(b))

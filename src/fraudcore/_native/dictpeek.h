@@ -4,10 +4,11 @@
  * dict literal, dict(zip(names, row))) insert their keys in the same order,
  * so a field sits at the same index of the dict's entry array in every
  * event. fc_dict_peek remembers that index per field and, next time, checks
- * the entry at it: if its key is the very same (interned) name object, its
- * value is the field's value, at the cost of a bounds check and a pointer
- * compare instead of a hash-table probe. CPython's own attribute caches work
- * the same way.
+ * the entry at it: if its key is the name (the very same interned object,
+ * or, from a decoder that makes its own key objects, an equal string: same
+ * cached hash, same bytes), its value is the field's value, at the cost of
+ * a bounds check and a compare instead of a hash-table probe. CPython's own
+ * attribute caches work the same way.
  *
  * It reads CPython's internal dict layout, so it is compiled for exactly the
  * layout it was written against (CPython 3.11's combined tables,
@@ -15,13 +16,14 @@
  * non-string-keyed tables, fc_dict_peek returns NULL and the caller does an
  * ordinary lookup (PyDict_GetItemWithError), which also refreshes the cache.
  * It never returns a wrong value: a hit requires the key at the cached index
- * to be the name object itself, and the index to lie inside the table.
+ * to equal the name, and the index to lie inside the table.
  */
 #ifndef FRAUDCORE_DICTPEEK_H
 #define FRAUDCORE_DICTPEEK_H
 
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 #define FC_DICTPEEK 1
@@ -41,6 +43,23 @@ typedef struct { PyObject *me_key; PyObject *me_value; } fc_unicode_entry;
 #define FC_DICTPEEK 0
 #endif
 
+#if FC_DICTPEEK
+/* key == name, for a str key of a unicode-keyed table (its hash is always
+ * computed) and an interned name: identity first, then hash, kind, length
+ * and bytes. */
+static inline int fc_same_name(PyObject *key, PyObject *name)
+{
+    Py_ssize_t n;
+    if (key == name)
+        return 1;
+    if (((PyASCIIObject *)key)->hash != ((PyASCIIObject *)name)->hash)
+        return 0;
+    n = PyUnicode_GET_LENGTH(key);
+    return n == PyUnicode_GET_LENGTH(name) && PyUnicode_KIND(key) == PyUnicode_KIND(name)
+        && memcmp(PyUnicode_DATA(key), PyUnicode_DATA(name), (size_t)n * PyUnicode_KIND(key)) == 0;
+}
+#endif
+
 /* The value of the entry at *hint if its key is `name`, else NULL. */
 static inline PyObject *fc_dict_peek(PyObject *dict, PyObject *name, Py_ssize_t hint)
 {
@@ -51,7 +70,7 @@ static inline PyObject *fc_dict_peek(PyObject *dict, PyObject *name, Py_ssize_t 
     if (d->ma_values != NULL || k->dk_kind != 1 || hint < 0 || hint >= k->dk_nentries)
         return NULL;
     e = (fc_unicode_entry *)(&((int8_t *)k->dk_indices)[(size_t)1 << k->dk_log2_index_bytes]);
-    return e[hint].me_key == name ? e[hint].me_value : NULL;
+    return fc_same_name(e[hint].me_key, name) ? e[hint].me_value : NULL;
 #else
     (void)dict; (void)name; (void)hint;
     return NULL;
@@ -71,7 +90,7 @@ static inline Py_ssize_t fc_dict_index(PyObject *dict, PyObject *name)
         return -1;
     e = (fc_unicode_entry *)(&((int8_t *)k->dk_indices)[(size_t)1 << k->dk_log2_index_bytes]);
     for (i = 0; i < k->dk_nentries; i++)
-        if (e[i].me_key == name)
+        if (fc_same_name(e[i].me_key, name))
             return i;
 #else
     (void)dict; (void)name;
