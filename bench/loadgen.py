@@ -35,6 +35,7 @@ import gc
 import itertools
 import os
 import re
+import resource
 import selectors
 import signal
 import socket
@@ -58,6 +59,8 @@ __all__ = [
     "batch_frames",
     "decide_frames",
     "health_frames",
+    "machine_cores",
+    "machine_ticks",
     "measure",
     "percentiles",
     "summarize",
@@ -67,7 +70,6 @@ __all__ = [
 _now = time.perf_counter_ns
 _u16 = struct.Struct(">H").unpack_from
 _u32 = struct.Struct(">I").unpack_from
-_u64 = struct.Struct(">Q").unpack_from
 _ID_KEY = b"\xa2id"  # fixstr "id", right after the map header
 _OK_TRUE = b"\xa2ok\xc3"  # fixstr "ok", then true
 
@@ -113,9 +115,6 @@ class EventSource:
 
 # --------------------------------------------------------------- processes --
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
 def _stat(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -123,6 +122,24 @@ def _stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
+
+
+def sched_seconds(pid: int | str = "self") -> tuple[float, float]:
+    """(on-CPU, runnable-but-waiting) seconds of all threads of ``pid``."""
+    run = wait = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0, 0.0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                a, b, _ = f.read().split()
+        except (OSError, ValueError):
+            continue
+        run += int(a)
+        wait += int(b)
+    return run / 1e9, wait / 1e9
 
 
 def _descendants(root: int) -> list[int]:
@@ -147,10 +164,11 @@ class Proc:
 
     PORT = re.compile(rb"listening on \S+:(\d+) ")
 
-    def __init__(self, name: str, argv: Sequence[str], cwd: str | os.PathLike[str]):
+    def __init__(self, name: str, argv: Sequence[str], cwd: str | os.PathLike[str], cpus: set[int] | None = None):
         self.name = name
         self.argv = list(argv)
         self.cwd = cwd
+        self.cpus = cpus  # CPU affinity, inherited by the workers it starts
         self.p: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.banner = ""
@@ -159,6 +177,8 @@ class Proc:
     def start(self, timeout: float = 120.0) -> int:
         self.p = subprocess.Popen(self.argv, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=self._stderr, start_new_session=True)
+        if self.cpus:
+            os.sched_setaffinity(self.p.pid, self.cpus)  # before it has started anything
         assert self.p.stdout is not None
         line = b""
         end = time.monotonic() + timeout
@@ -185,13 +205,16 @@ class Proc:
     def pids(self) -> list[int]:
         return _descendants(self.p.pid) if self.p is not None and self.p.poll() is None else []
 
-    def cpu(self) -> dict[int, float]:
-        """CPU seconds (user + system) so far of the process and each descendant."""
+    def usage(self) -> dict[int, tuple[float, float, int]]:
+        """Per process (this one and each descendant): seconds on a CPU and
+        seconds runnable but waiting for one (ns clocks of
+        /proc/PID/task/*/schedstat), and minor page faults, so far."""
         out = {}
         for pid in self.pids():
             st = _stat(pid)
             if st is not None:
-                out[pid] = (int(st[11]) + int(st[12])) / _CLK_TCK
+                run, wait = sched_seconds(pid)
+                out[pid] = (run, wait, int(st[7]))
         return out
 
     def stop(self, timeout: float = 30.0) -> int | None:
@@ -219,6 +242,21 @@ class Proc:
     def stderr_tail(self, limit: int = 2000) -> str:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")[-limit:]
+
+
+def machine_ticks() -> list[int]:
+    """The machine's CPU ticks (/proc/stat ``cpu`` line: user nice system
+    idle iowait irq softirq steal ...)."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def machine_cores(before: list[int], after: list[int], cores: int) -> dict[str, float]:
+    """Cores busy (all but idle and iowait) and stolen by the hypervisor
+    between two ``machine_ticks``."""
+    d = [b - a for a, b in zip(before, after)]
+    total = sum(d) or 1
+    return {"busy_cores": (total - d[3] - d[4]) / total * cores, "steal_cores": d[7] / total * cores}
 
 
 # ------------------------------------------------------------------ client --
@@ -402,12 +440,15 @@ class _Sender:
 
 
 async def measure(host: str, port: int, frames: list[bytes], *, conns: int = 1, window: int = 1,
-                  rate: float | None = None, timeout: float = 120.0, sample_every: int = 97,
+                  rate: float | None = None, timeout: float = 120.0, sample_every: int = 97, spin: bool = False,
                   probe: Callable[[], Any] | None = None) -> tuple[Run, dict[str, Any]]:
     """Send ``frames`` (closed loop with ``window``, or open loop at ``rate``
     requests/s) and wait for every answer, up to ``timeout`` s. Returns the
     run and its wall and CPU times (``probe()`` before and after: the server's
-    CPU)."""
+    CPU). ``spin``: keep the event loop polling (a no-op callback every
+    iteration) instead of sleeping in epoll, so this process's wake-ups do not
+    go through the CPU's idle state: the client's share of a round trip is
+    then the same for every server compared (the open loop always spins)."""
     loop = asyncio.get_running_loop()
     n = len(frames)
     run = Run(n, conns, sample_every)
@@ -420,13 +461,20 @@ async def measure(host: str, port: int, frames: list[bytes], *, conns: int = 1, 
     gc.collect()
     gc.disable()
     p0 = probe() if probe else None
-    c0 = time.process_time()
+    m0 = machine_ticks()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    s0 = sched_seconds()
     w0 = _now()
     timed_out = False
     try:
         if rate:
             _Sender(loop, run, protos, frames, rate).start()
-        else:
+        elif spin:
+            def poll() -> None:
+                if not run.finished.done():
+                    loop.call_soon(poll)
+            loop.call_soon(poll)
+        if not rate:
             for proto in protos:
                 proto.send(window)
         try:
@@ -435,7 +483,9 @@ async def measure(host: str, port: int, frames: list[bytes], *, conns: int = 1, 
             timed_out = True
     finally:
         w1 = _now()
-        c1 = time.process_time()
+        s1 = sched_seconds()
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        m1 = machine_ticks()
         p1 = probe() if probe else None
         gc.enable()
         for proto in protos:
@@ -443,8 +493,10 @@ async def measure(host: str, port: int, frames: list[bytes], *, conns: int = 1, 
                 proto.transport.close()
         if not run.finished.done():
             run.finished.cancel()
-    times = {"wall_s": (w1 - w0) / 1e9, "client_cpu_s": c1 - c0, "timed_out": timed_out,
-             "probe_before": p0, "probe_after": p1}
+    times = {"wall_s": (w1 - w0) / 1e9, "client_cpu_s": s1[0] - s0[0], "client_wait_s": s1[1] - s0[1],
+             "timed_out": timed_out,
+             "client_involuntary_switches": r1.ru_nivcsw - r0.ru_nivcsw,
+             "machine": machine_cores(m0, m1, os.cpu_count() or 1), "probe_before": p0, "probe_after": p1}
     await asyncio.sleep(0)  # let the closes go out
     return run, times
 
@@ -466,8 +518,10 @@ def percentiles(lat_ns: np.ndarray) -> dict[str, float]:
     return out
 
 
-def summarize(run: Run, times: dict[str, Any], items_per_frame: int = 1) -> dict[str, Any]:
-    """Counts, rates and latency quantiles of a finished run."""
+def summarize(run: Run, times: dict[str, Any], items_per_frame: int = 1, skip: int = 0) -> dict[str, Any]:
+    """Counts, rates and latency quantiles of a finished run. ``skip``: the
+    first requests are a warm-up, left out of the latency quantiles (open
+    loop, as wrk2's calibration; counts and errors include them)."""
     sent = np.asarray(run.sent, dtype=np.int64)
     done = np.asarray(run.done, dtype=np.int64)
     answered = done > 0
@@ -477,7 +531,9 @@ def summarize(run: Run, times: dict[str, Any], items_per_frame: int = 1) -> dict
         "bad_ids": run.bad_ids, "lost_connections": run.lost, "timed_out": times["timed_out"],
         "items_per_request": items_per_frame,
         "error_samples": [_describe(p) for p in run.error_payloads[:5]],
-        "wall_s": times["wall_s"], "client_cpu_s": times["client_cpu_s"],
+        "wall_s": times["wall_s"], "client_cpu_s": times["client_cpu_s"], "client_wait_s": times["client_wait_s"],
+        "client_involuntary_switches": times["client_involuntary_switches"], "machine": times["machine"],
+        "latency_excludes_first": skip,
     }
     if not n_ok:
         return out
@@ -494,12 +550,15 @@ def summarize(run: Run, times: dict[str, Any], items_per_frame: int = 1) -> dict
         }
     else:
         start = sent
-    lat = (done - start)[answered]
+    counted = answered.copy()
+    counted[:skip] = False
+    lat = (done - start)[counted]
     span = int(done[answered].max()) - int(start[answered].min())
     out["duration_s"] = span / 1e9
     out["requests_per_s"] = n_ok / span * 1e9
     out["items_per_s"] = n_ok * items_per_frame / span * 1e9
     out["latency_us"] = percentiles(lat)
+    out["_lat_ns"] = lat  # for pooling across repeats; not in the results file
     return out
 
 
