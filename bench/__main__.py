@@ -27,8 +27,8 @@ SUITES = {"cel": cel_suite, "engine": engine_suite, "load": load_suite}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench", description="fraudcore benchmarks")
+def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
+    ap = argparse.ArgumentParser(prog=prog, description="fraudcore benchmarks")
     ap.add_argument("suites", nargs="*", metavar="suite", help=f"suites to run (default: all): {', '.join(SUITES)}")
     ap.add_argument("--quick", action="store_true", help="a smaller run (about 15 s), results suffixed -quick")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results directory (default: {DEFAULT_OUT})")

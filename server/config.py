@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
 
 from fraudcore.wire import MAX_FRAME
 
-__all__ = ["ServerConfig"]
+__all__ = ["GC_MODES", "ServerConfig", "load_tuned"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,15 @@ class ServerConfig:
     prefault: bool = False
     loop: str = "uvloop"  # or "asyncio"
     backlog: int = 1024
-    nodelay: bool = True
+    nodelay: bool = True  # TCP_NODELAY on every connection
+    sndbuf: int = 0  # SO_SNDBUF / SO_RCVBUF of each connection, bytes; 0: the kernel's (autotuned)
+    rcvbuf: int = 0
+    # The collector: "freeze" moves everything alive after start-up out of
+    # its generations (gc.freeze), so collections only scan what requests
+    # allocate; "off" also disables it (reference counting frees requests'
+    # garbage; cycles are left); "default" leaves it alone.
+    gc_mode: str = "freeze"
+    gc_thresholds: tuple[int, int, int] | None = None  # gc.set_threshold, when given
 
     def __post_init__(self) -> None:
         checks = [
@@ -43,6 +54,11 @@ class ServerConfig:
             ("deadline_ms", self.deadline_ms > 0, "positive"),
             ("drain_timeout", self.drain_timeout >= 0, "zero or positive"),
             ("loop", self.loop in ("uvloop", "asyncio"), "uvloop or asyncio"),
+            ("gc_mode", self.gc_mode in GC_MODES, " or ".join(GC_MODES)),
+            ("sndbuf", self.sndbuf >= 0, "zero or positive"),
+            ("rcvbuf", self.rcvbuf >= 0, "zero or positive"),
+            ("gc_thresholds", self.gc_thresholds is None or (len(self.gc_thresholds) == 3 and min(self.gc_thresholds) >= 0),
+             "three non-negative ints"),
         ]
         bad = [f"{name} must be {what}, got {getattr(self, name)!r}" for name, ok, what in checks if not ok]
         if bad:
@@ -50,3 +66,27 @@ class ServerConfig:
 
     def replace(self, **changes: object) -> "ServerConfig":
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+GC_MODES = ("freeze", "off", "default")
+TUNABLE = frozenset(f.name for f in fields(ServerConfig)) - {"rules", "host", "port", "state", "token"}
+
+
+def load_tuned(path: str | Path) -> dict[str, Any]:
+    """The settings a sweep recommends (`fraudcore bench sweep` writes the
+    file; `fraudcore serve --tuned FILE` starts with them): the JSON object
+    under "serve", each key a ServerConfig field. Where the server listens,
+    its rules, state and token are never taken from such a file."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--tuned {path}: {e}") from None
+    serve = doc.get("serve") if isinstance(doc, dict) else None
+    if not isinstance(serve, dict):
+        raise ValueError(f"--tuned {path}: expected a JSON object with a \"serve\" object of settings")
+    unknown = sorted(set(serve) - TUNABLE)
+    if unknown:
+        raise ValueError(f"--tuned {path}: not tunable here: {', '.join(unknown)} (tunable: {', '.join(sorted(TUNABLE))})")
+    if isinstance(serve.get("gc_thresholds"), list):
+        serve["gc_thresholds"] = tuple(serve["gc_thresholds"])
+    return serve

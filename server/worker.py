@@ -11,6 +11,7 @@ system calls, and a burst of frames is one write.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import hmac
 import logging
@@ -90,6 +91,7 @@ class Worker:
             Stats: self._stats,
             Reload: self._reload,
         }
+        self.gc_pauses = GcPauses()
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self.closed = asyncio.Event()
@@ -170,6 +172,10 @@ class Worker:
         stats = self.engine.stats()
         stats["server"] = {
             "pid": os.getpid(),
+            "config": {k: v for k, v in dataclasses.asdict(self.config).items() if k != "token"},
+            "gc": {"mode": self.config.gc_mode, "enabled": gc.isenabled(), "thresholds": gc.get_threshold(),
+                   "collections": [g["collections"] for g in gc.get_stats()], "frozen": gc.get_freeze_count(),
+                   "pauses": self.gc_pauses.summary()},
             "uptime_s": round(time.time() - self.started, 3),
             "open_connections": len(self.connections),
             **self.counts,
@@ -254,8 +260,13 @@ class Connection(asyncio.Protocol):
         w.connections.add(self)
         w.counts["connections"] += 1
         sock = transport.get_extra_info("socket")
-        if sock is not None and w.config.nodelay:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is not None:
+            cfg = w.config
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if cfg.nodelay else 0)
+            if cfg.sndbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.sndbuf)
+            if cfg.rcvbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, cfg.rcvbuf)
         self.transport.set_write_buffer_limits(high=w.config.write_high_water)
 
     def data_received(self, data: bytes) -> None:
@@ -322,6 +333,44 @@ def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     return sock
 
 
+class GcPauses:
+    """Durations of the collector's runs in this process (gc.callbacks), for
+    stats: how long the event loop stood still, per generation."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.pauses_us: list[list[float]] = [[], [], []]
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            pauses = self.pauses_us[info["generation"]]
+            if len(pauses) < 100_000:
+                pauses.append((time.perf_counter() - self.started) * 1e6)
+
+    def summary(self) -> list[dict[str, float]]:
+        out = []
+        for gen, p in enumerate(self.pauses_us):
+            s = sorted(p)
+            out.append({"generation": gen, "count": len(s), "total_us": round(sum(s), 1),
+                        "max_us": round(s[-1], 1) if s else 0.0, "p50_us": round(s[len(s) // 2], 1) if s else 0.0})
+        return out
+
+
+def tune_gc(config: ServerConfig) -> None:
+    if config.gc_thresholds is not None:
+        gc.set_threshold(*config.gc_thresholds)
+    if config.gc_mode in ("freeze", "off"):
+        # Everything allocated so far lives as long as the process: keep it
+        # out of the collector's generations, so collections stay short.
+        gc.collect()
+        gc.freeze()
+    if config.gc_mode == "off":
+        gc.disable()
+
+
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:
     if kind == "uvloop":
         import uvloop
@@ -353,10 +402,7 @@ def run_worker(config: ServerConfig, *, follow: bool, reuse_port: bool, ready: C
         await worker.serve(sock)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.drain()))
-        # Everything allocated so far lives as long as the process: keep it
-        # out of the collector's generations, so collections stay short.
-        gc.collect()
-        gc.freeze()
+        tune_gc(config)
         ready(sock.getsockname()[1])
         await worker.closed.wait()
 

@@ -420,3 +420,28 @@ def test_a_response_larger_than_the_request_limit(server):
         assert len(ds) == 1000 and all(d.errors for d in ds)
         assert len(msgspec.msgpack.encode(ds)) > 1 << 20
         assert c.health() == "ok"
+
+
+def test_tuned_file_sets_defaults_and_flags_win(tmp_path):
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text('{"serve": {"gc_mode": "off", "gc_thresholds": [5000, 20, 20], "max_connections": 2, "capacity": 4096},'
+                     ' "evidence": {"ignored": true}}')
+    with ServerProc("--tuned", str(tuned), "--max-connections", "7") as s, fraudcore.Client(port=s.port) as c:
+        server = c.stats()["server"]
+    cfg = server["config"]
+    assert (cfg["gc_mode"], cfg["capacity"], cfg["max_connections"]) == ("off", 4096, 7)
+    assert server["gc"]["enabled"] is False and server["gc"]["thresholds"] == [5000, 20, 20]
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [("not json", "--tuned"), ('{"serve": {"port": 1}}', "not tunable here: port"), ('{"serve": {"gc_mode": "sometimes"}}', "gc_mode")],
+)
+def test_bad_tuned_file(tmp_path, content, says):
+    import subprocess
+
+    tuned = tmp_path / "tuned.json"
+    tuned.write_text(content)
+    r = subprocess.run([sys.executable, "-m", "fraudcore.cli", "serve", "--rules", str(RULES), "--tuned", str(tuned)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
