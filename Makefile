@@ -2,8 +2,8 @@
 #
 #   make test        set up .venv (first time / when build inputs change), run the whole suite
 #   make demo        set up, then `fraudcore demo`
-#   make bench       set up, then `python -m bench`
-#   make bench-deps  install the benchmark peers (placeholder until the bench suite lands)
+#   make bench       set up, install the benchmark peers, then run every suite (`fraudcore bench`)
+#   make bench-deps  install the benchmark peers and plotting (bench/deps.sh), and redis-server
 #   make lint        ruff, when it is installed (not a hard dependency)
 #   make clean       remove build products (keeps .venv); `make distclean` removes .venv too
 #
@@ -83,13 +83,14 @@ test: $(STAMP_NATIVE)
 demo: $(STAMP_NATIVE)
 	$(VENV)/bin/fraudcore demo
 
-bench: $(STAMP_NATIVE)
-	$(PY) -m bench
+# Every suite in full (`fraudcore bench --help` lists them); results in bench/results/.
+bench: bench-deps
+	$(VENV)/bin/fraudcore bench
 
-# Placeholder: the bench suite will list its peers (other rule engines, CEL
-# implementations) here, installed into the same venv.
+# What the suites need beyond the test dependencies: the peer engines and
+# plotting (bench/requirements-bench.txt) and Debian's redis-server.
 bench-deps: $(STAMP_NATIVE)
-	@echo "bench-deps: no benchmark peers defined yet"
+	bash bench/deps.sh $(PY)
 
 lint:
 	@if [ -x $(VENV)/bin/ruff ]; then RUFF=$(VENV)/bin/ruff; \

@@ -205,7 +205,7 @@ class Worker:
 
     def _tick(self) -> None:
         """Enforce the frame and idle timeouts (one timer for all connections)."""
-        now = time.monotonic()
+        now = time.perf_counter()
         cfg = self.config
         for conn in list(self.connections):
             conn.sweep(now, cfg)
@@ -246,7 +246,7 @@ class Connection(asyncio.Protocol):
         self.worker = worker
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.reader = FrameReader(worker.config.max_frame)
-        self.last_active = time.monotonic()
+        self.last_active = time.perf_counter()  # one clock for everything (CLOCK_MONOTONIC)
         self.partial_since = 0.0
         self.paused = False
 
@@ -270,8 +270,7 @@ class Connection(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=w.config.write_high_water)
 
     def data_received(self, data: bytes) -> None:
-        received = time.perf_counter()
-        self.last_active = time.monotonic()
+        self.last_active = received = time.perf_counter()
         reader = self.reader
         frames = reader.feed(data)
         if frames:

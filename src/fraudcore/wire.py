@@ -8,6 +8,7 @@ for gateway teams; this module is its executable form.
 
 from __future__ import annotations
 
+import struct
 from typing import Annotated, Any, Union
 
 import msgspec
@@ -130,12 +131,15 @@ def error_response(rid: int, code: str, message: str) -> dict[str, Any]:
     return {"id": rid, "ok": False, "error": {"code": code, "message": message}}
 
 
+_length = struct.Struct(">I")
+
+
 def append_frame(out: bytearray, encoder: msgspec.msgpack.Encoder, msg: Any) -> None:
     """Encode ``msg`` as one frame at the end of ``out``, in place."""
     start = len(out)
     out += b"\0\0\0\0"
     encoder.encode_into(msg, out, -1)
-    out[start : start + HEADER] = (len(out) - start - HEADER).to_bytes(HEADER, "big")
+    _length.pack_into(out, start, len(out) - start - HEADER)
 
 
 class FrameReader:
@@ -174,8 +178,9 @@ class FrameReader:
         view = memoryview(data)
         frames = []
         pos, end, n = 0, len(data), 0
+        unpack = _length.unpack_from
         while end - pos >= HEADER:
-            n = int.from_bytes(view[pos : pos + HEADER], "big")
+            (n,) = unpack(data, pos)
             if n > self.max_frame:
                 self.error = FrameTooLarge(n, self.max_frame)
                 return frames

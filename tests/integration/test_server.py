@@ -354,13 +354,13 @@ def test_too_many_connections():
 def test_request_deadline():
     """Requests that waited in the server past the deadline are answered
     deadline_exceeded, not executed: here the ones queued behind a batch."""
-    with ServerProc("--deadline-ms", "0.5") as s:
-        sock = s.connect()
-        # 1,000 decisions take well over 0.5 ms; the ingest arrives with the
+    with ServerProc("--deadline-ms", "20", "--max-frame", str(16 << 20)) as s:
+        sock = s.connect(timeout=60)
+        # 10,000 decisions take well over 20 ms; the ingest arrives with the
         # batch's last bytes and waits behind it.
-        sock.sendall(frame({"id": 1, "op": "decide_batch", "events": events(1000)}) + frame({"id": 2, "op": "ingest", "event": events(1)[0]}))
+        sock.sendall(frame({"id": 1, "op": "decide_batch", "events": events(10_000)}) + frame({"id": 2, "op": "ingest", "event": events(1)[0]}))
         batch, late = read_responses(sock, 2)
-        assert batch.ok and len(batch.decisions) == 1000
+        assert batch.ok and len(batch.decisions) == 10_000
         assert late.id == 2 and late.error.code == "deadline_exceeded"
 
 
