@@ -445,3 +445,14 @@ def test_bad_tuned_file(tmp_path, content, says):
     r = subprocess.run([sys.executable, "-m", "fraudcore.cli", "serve", "--rules", str(RULES), "--tuned", str(tuned)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
+
+
+def test_binds_loopback_unless_told_otherwise(server):
+    """The listening socket is 127.0.0.1:port, not 0.0.0.0 (from /proc/net/tcp)."""
+    listening = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, port = local.split(":")
+        if state == "0A" and int(port, 16) == server.port:  # 0A: LISTEN
+            listening.append(addr)
+    assert listening == ["0100007F"]  # 127.0.0.1, little-endian hex
