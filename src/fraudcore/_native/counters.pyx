@@ -657,6 +657,18 @@ cdef int distinct_add(Counter* c, EntryHead* e, int64_t b, uint64_t item) noexce
     return 0
 
 
+cdef inline void prefetch_lines(Counter* c, uint64_t lo, int64_t b) noexcept nogil:
+    """Start loading the key's home slot and its bucket for bucket number b
+    (the first items, for distinct) together: their addresses are known
+    before the slot's key is compared, so the two misses overlap."""
+    cdef char* e = <char*>entry_at(c, lo & c.mask)
+    fc_prefetch(e)
+    if c.agg != AGG_DISTINCT:
+        fc_prefetch(e + HEAD + 16 * ring_slot(b, c.n_buckets))
+    else:
+        fc_prefetch(e + 64)
+
+
 cdef bint too_far_ahead(int64_t ts, int64_t mark, int64_t max_future) noexcept nogil:
     """An event time more than max_future after both the high-water mark and
     the wall clock: a bad clock. Beyond the mark alone is not enough: a mark
@@ -683,11 +695,12 @@ cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t h
     if c.agg != AGG_COUNT and c.agg != AGG_DISTINCT and not isfinite(value):
         fc_add64(&c.stats[ST_NAN], 1)
         return 1
+    b = floordiv(ts, c.res_ms)
+    prefetch_lines(c, lo, b)
     e = find_entry(c, hi | KEY_BITS, lo, 1)
     if e == NULL:
         fc_add64(&c.stats[ST_DROPPED], 1)
         return 1
-    b = floordiv(ts, c.res_ms)
     lm = fc_load_i64(&e.last_ms)
     if lm != 0:
         if b <= floordiv(lm, c.res_ms) - <int64_t>c.n_buckets:
@@ -1249,13 +1262,7 @@ cdef class CounterStore:
         """Start loading the cache lines an update or read of key (·, lo) at
         ts_ms will touch first (the key's home slot and its bucket), so that
         the engine's per-counter cache misses overlap instead of queueing."""
-        cdef Counter* c = &self.counters[counter]
-        cdef char* e = <char*>entry_at(c, lo & c.mask)
-        fc_prefetch(e)
-        if c.agg != AGG_DISTINCT:
-            fc_prefetch(e + HEAD + 16 * ring_slot(floordiv(ts_ms, c.res_ms), c.n_buckets))
-        else:
-            fc_prefetch(e + 64)
+        prefetch_lines(&self.counters[counter], lo, floordiv(ts_ms, self.counters[counter].res_ms))
 
     cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
                           double value, uint64_t item) except? -1.0:
