@@ -572,3 +572,19 @@ def test_decoded_events_decide_as_literal_ones():
     literal, from_decoder = Engine.from_file(EXAMPLE), Engine.from_file(EXAMPLE)
     for a, b in zip(evs, shuffled):
         assert same_decision(literal.decide(a), from_decoder.decide(b))
+
+
+def test_events_with_deleted_keys():
+    """A dict with deleted entries (NULL keys in its table) read through the
+    field cache, decoded or literal, before and after the deleted field."""
+    import msgspec
+
+    evs = ExchangeStream(seed=6, users=50).events(100)
+    literal, decoded = Engine.from_file(EXAMPLE), Engine.from_file(EXAMPLE)
+    for e in evs:
+        d = msgspec.msgpack.decode(msgspec.msgpack.encode(e))
+        for x in (e, d):
+            del x["device_id"]
+            x["device_id"] = "dv-re-added"  # the key now sits after the hole
+            del x["ip"]
+        assert same_decision(literal.decide(e), decoded.decide(d))

@@ -44,14 +44,16 @@ typedef struct { PyObject *me_key; PyObject *me_value; } fc_unicode_entry;
 #endif
 
 #if FC_DICTPEEK
-/* key == name, for a str key of a unicode-keyed table (its hash is always
- * computed) and an interned name: identity first, then hash, kind, length
- * and bytes. */
+/* key == name, for a key of a unicode-keyed table (a str whose hash is
+ * always computed, or NULL where an entry was deleted) and an interned
+ * name: identity first, then hash, kind, length and bytes. */
 static inline int fc_same_name(PyObject *key, PyObject *name)
 {
     Py_ssize_t n;
     if (key == name)
         return 1;
+    if (key == NULL)            /* a deleted entry */
+        return 0;
     if (((PyASCIIObject *)key)->hash != ((PyASCIIObject *)name)->hash)
         return 0;
     n = PyUnicode_GET_LENGTH(key);
