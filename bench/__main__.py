@@ -3,8 +3,9 @@
 Runs the named suites (default: all), prints a table per suite, and writes
 ``<out>/<suite>-<UTC date>.json`` (machine + results), a copy as
 ``<out>/latest-<suite>.json`` and a Markdown table ``<out>/<suite>.md``.
-``--quick`` runs a smaller version (cel about 15 s, engine about 30 s) whose files carry a
+``--quick`` runs a smaller version of each suite (a minute or less) whose files carry a
 ``-quick`` suffix, so a quick run never replaces the record of a full one.
+While a suite runs, its progress is one line on stderr (bench/progress.py).
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ from pathlib import Path
 # other core while single-core timings run. Set before numpy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from . import cel_suite, engine_suite, load_suite, machine  # noqa: E402
+from . import cel_suite, engine_suite, load_suite, machine, micro_suite  # noqa: E402
+from .progress import Progress  # noqa: E402
 
-SUITES = {"cel": cel_suite, "engine": engine_suite, "load": load_suite}
+SUITES = {"micro": micro_suite, "cel": cel_suite, "engine": engine_suite, "load": load_suite}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
     ap = argparse.ArgumentParser(prog=prog, description="fraudcore benchmarks")
     ap.add_argument("suites", nargs="*", metavar="suite", help=f"suites to run (default: all): {', '.join(SUITES)}")
-    ap.add_argument("--quick", action="store_true", help="a smaller run (about 15 s), results suffixed -quick")
+    ap.add_argument("--quick", action="store_true", help="a smaller run (a minute or less a suite), results suffixed -quick")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results directory (default: {DEFAULT_OUT})")
     args = ap.parse_args(argv)
     unknown = [s for s in args.suites if s not in SUITES]
@@ -39,12 +41,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
     names = args.suites or list(SUITES)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    for name in names:
+    log = Progress()
+    for k, name in enumerate(names, 1):
         before = machine.describe()
-        result = SUITES[name].run(quick=args.quick, log=log)
+        log.start(name, k, len(names))
+        try:
+            result = SUITES[name].run(quick=args.quick, log=log)
+        finally:
+            log.finish()
         after_load = machine.load_average()
         doc = {"machine": {**before, "load_average_after": after_load}, **result}
         tag = f"{name}-quick" if args.quick else name

@@ -36,6 +36,7 @@ from fraudcore.rules.load import load_rules
 from fraudcore.rules.policy import compile_policy
 from fraudcore.synth import ExchangeStream
 
+from .machine import summary as machine_summary
 from . import handwritten
 from .common import Mismatch, spread
 
@@ -205,14 +206,10 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
         ("native run only: dict -> (rank, score, masks), no Decision", "native_run", f"{cfg['events']} events"),
         ("floor: loop + one empty Python call", "call_floor", f"{cfg['events']} events"),
     ]
-    cpu = machine.get("cpu", {})
     out = [
         f"# bench cel{' (quick)' if cfg['quick'] else ''}",
         "",
-        f"{machine['date']} · {cpu.get('model', '?')} · {machine['cores']} cores · "
-        f"{(machine['memory_bytes'] or 0) / 2**30:.1f} GiB · load {machine['load_average']} · "
-        f"{machine['python']} · fraudcore {machine['packages'].get('fraudcore')} · "
-        f"commit {str(machine.get('git_commit'))[:12]}{' (dirty)' if machine.get('git_dirty') else ''}",
+        machine_summary(machine),
         "",
         f"20 stateless rules ({cfg['rules']}), synthetic exchange events (seed {cfg['seed']}); "
         f"median of {cfg['repeats']} interleaved repeats, GC disabled in timed loops.",

@@ -47,6 +47,7 @@ from fraudcore._native.counters import CounterStore  # noqa: E402
 from fraudcore.rules.load import load_rules  # noqa: E402
 from fraudcore.synth import TYPES, ExchangeStream  # noqa: E402
 
+from .machine import summary as machine_summary
 from . import handwritten_counters  # noqa: E402
 from .common import Mismatch, spread  # noqa: E402
 from .handwritten_counters import HandwrittenEngine  # noqa: E402
@@ -484,17 +485,13 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, An
 
 def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
     cfg = result["config"]
-    cpu = machine.get("cpu", {})
     c = result["counters"]
     k = c["keys"]
     pop = result["populate"]
     out = [
         f"# bench engine{' (quick)' if cfg['quick'] else ''}",
         "",
-        f"{machine['date']} · {cpu.get('model', '?')} · {machine['cores']} cores · "
-        f"{(machine['memory_bytes'] or 0) / 2**30:.1f} GiB · load {machine['load_average']} → "
-        f"{machine.get('load_average_after')} · {machine['python']} · fraudcore {machine['packages'].get('fraudcore')} · "
-        f"commit {str(machine.get('git_commit'))[:12]}{' (dirty)' if machine.get('git_dirty') else ''}",
+        machine_summary(machine),
         "",
         f"## Counters (ns per operation; median of {cfg['counter_repeats']} repeats, 1 h window, 60 buckets, "
         f"{k:,} keys in a {c['capacity']:,}-slot table)",

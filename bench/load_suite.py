@@ -59,6 +59,7 @@ import uvloop  # noqa: E402
 from fraudcore.client import Client  # noqa: E402
 from fraudcore.rules.load import load_rules  # noqa: E402
 
+from .machine import summary as machine_summary
 from . import loadgen  # noqa: E402
 from .common import spread  # noqa: E402
 from .loadgen import EventSource, Proc  # noqa: E402
@@ -463,15 +464,11 @@ def _f(x: Any, nd: int = 1) -> str:
 
 def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
     cfg = result["config"]
-    cpu = machine.get("cpu", {})
     runs = result["runs"]
     out = [
         f"# bench load{' (quick)' if cfg['quick'] else ''}",
         "",
-        f"{machine['date']} · {cpu.get('model', '?')} · {machine['cores']} cores · "
-        f"{(machine['memory_bytes'] or 0) / 2**30:.1f} GiB · load {machine['load_average']} → "
-        f"{machine.get('load_average_after')} · {machine['python']} · fraudcore {machine['packages'].get('fraudcore')} · "
-        f"commit {str(machine.get('git_commit'))[:12]}{' (dirty)' if machine.get('git_dirty') else ''}",
+        machine_summary(machine),
         "",
         f"`fraudcore serve --rules {cfg['rules']} --capacity {cfg['capacity']:,}{' --prefault' if cfg.get('prefault') else ''}` with a fresh `--state` under /dev/shm, "
         f"vs a bare uvloop echo server (bench/echo_server.py: msgspec decode into a Struct, tiny fixed answer). "

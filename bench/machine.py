@@ -11,9 +11,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["describe", "load_average"]
+__all__ = ["describe", "load_average", "summary"]
 
-_PACKAGES = ("fraudcore", "numpy", "Cython", "msgspec", "PyYAML")
+# What the measured code runs on (the native build, the server's loop and
+# wire format) and what measures it (pytest-benchmark drives the micro suite).
+_PACKAGES = ("fraudcore", "numpy", "Cython", "msgspec", "uvloop", "PyYAML", "pytest-benchmark")
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,12 +48,21 @@ def _memory_bytes() -> int | None:
     return None
 
 
-def _git(*args: str) -> str | None:
-    try:
-        r = subprocess.run(["git", *args], cwd=_ROOT, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return r.stdout.strip() if r.returncode == 0 else None
+def _git() -> dict[str, Any]:
+    """The checkout's commit, and whether tracked files differ from it
+    (None when unknown). GIT_OPTIONAL_LOCKS=0: describing a run must never
+    take the index lock from under a commit."""
+
+    def run(*args: str) -> str | None:
+        try:
+            r = subprocess.run(["git", *args], cwd=_ROOT, capture_output=True, text=True, timeout=5,
+                               env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": run("rev-parse", "HEAD"), "git_dirty": None if status is None else bool(status)}
 
 
 def _version(name: str) -> str | None:
@@ -69,7 +80,8 @@ def load_average() -> list[float] | None:
 
 
 def describe() -> dict[str, Any]:
-    """CPU, cores, memory, load, OS, Python, package versions, git commit, date."""
+    """CPU, cores, memory, load, OS, Python, package versions, git commit (and
+    whether tracked files differ from it: ``git_dirty``, None when unknown), date."""
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -80,7 +92,6 @@ def describe() -> dict[str, Any]:
         native = _native.vm is not None
     except Exception:  # noqa: BLE001 - describing, not failing
         native = None
-    status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "cpu": _cpuinfo(),
@@ -90,12 +101,12 @@ def describe() -> dict[str, Any]:
         "load_average": load_average(),
         "os": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_build": " ".join((*platform.python_build(), platform.python_compiler())),
         "python_executable": sys.executable,
         "packages": {name: _version(name) for name in _PACKAGES},
         "native_extension": native,
         "no_extensions_env": os.environ.get("FRAUDCORE_NO_EXTENSIONS"),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
+        **_git(),
     }
 
 
@@ -103,3 +114,14 @@ if __name__ == "__main__":
     import json
 
     print(json.dumps(describe(), indent=2))
+
+
+def summary(machine: dict[str, Any]) -> str:
+    """One line for a Markdown result: when, on what, at which commit."""
+    cpu = machine.get("cpu", {})
+    return (
+        f"{machine['date']} · {cpu.get('model', '?')} · {machine['cores']} cores · "
+        f"{(machine['memory_bytes'] or 0) / 2**30:.1f} GiB · load {machine['load_average']} → "
+        f"{machine.get('load_average_after')} · {machine['python']} · fraudcore {machine['packages'].get('fraudcore')} · "
+        f"commit {str(machine.get('git_commit'))[:12]}{' (dirty)' if machine.get('git_dirty') else ''}"
+    )
