@@ -6,6 +6,8 @@ Runs the named suites (default: all), prints a table per suite, and writes
 ``--quick`` runs a smaller version of each suite (a minute or less) whose files carry a
 ``-quick`` suffix, so a quick run never replaces the record of a full one.
 While a suite runs, its progress is one line on stderr (bench/progress.py).
+A suite is a module with ``run(quick, log, out) -> dict`` (JSON-serialisable;
+``out``: where it may write plots) and ``markdown(result, machine) -> str``.
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ from pathlib import Path
 # other core while single-core timings run. Set before numpy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from . import cel_suite, engine_suite, load_suite, machine, micro_suite  # noqa: E402
+from . import cel_suite, engine_suite, load_suite, machine, micro_suite, peers_suite  # noqa: E402
 from .progress import Progress  # noqa: E402
 
-SUITES = {"micro": micro_suite, "cel": cel_suite, "engine": engine_suite, "load": load_suite}
+SUITES = {
+    "micro": micro_suite,
+    "cel": cel_suite,
+    "engine": engine_suite,
+    "load": load_suite,
+    "peers": peers_suite,
+}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 
@@ -46,7 +54,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
         before = machine.describe()
         log.start(name, k, len(names))
         try:
-            result = SUITES[name].run(quick=args.quick, log=log)
+            result = SUITES[name].run(quick=args.quick, log=log, out=args.out)  # out: where a suite writes its plots
         finally:
             log.finish()
         after_load = machine.load_average()

@@ -52,11 +52,6 @@ TARGETS = {
     "handwritten_over_decide_min": 1.5,   # dict -> Decision vs hand-written Python
     "reference_over_decide_min": 30.0,    # dict -> Decision vs reference interpreter
 }
-# Figures quoted in the issue for such a 20-rule set on this machine (not
-# measured here: the peers are not installed by `make bench-deps` yet).
-QUOTED_PEERS_US = {"zen-engine": "20-25", "Rust CEL bindings": "47-57", "rule-engine": "430"}
-
-
 
 
 def bench_events(n: int) -> list[dict[str, Any]]:
@@ -127,7 +122,7 @@ def vm_only(policy, sample: Sequence[dict[str, Any]], iterations: int) -> float:
     return statistics.median(per_event)
 
 
-def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | None = None) -> dict[str, Any]:
     cfg = QUICK if quick else FULL
     log(f"cel: compile times ({cfg['compile_repeats']} repeats)")
     compile_ = {
@@ -191,7 +186,6 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, An
         "ns_per_event": {k: spread(v) for k, v in times.items()},
         "ratios": ratios,
         "targets": targets,
-        "quoted_peers_us_per_event": QUOTED_PEERS_US,
     }
 
 
@@ -232,9 +226,7 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
     out += [
         "",
         f"Paired per-repeat ratios: hand-written/decide {min(hw):.2f}-{max(hw):.2f}, "
-        f"reference/decide {min(rf):.1f}-{max(rf):.1f}.",
-        "Peers quoted in the issue for such a set on this machine (not measured in this run): "
-        + ", ".join(f"{k} {v} µs" for k, v in result["quoted_peers_us_per_event"].items()) + ".",
+        f"reference/decide {min(rf):.1f}-{max(rf):.1f}. Other engines on the same rules: the peers suite.",
         "",
     ]
     return "\n".join(out)

@@ -310,7 +310,7 @@ def latency_summary(lat: np.ndarray, pass_ns: float) -> dict[str, float]:
             "pass_ns_per_event": pass_ns / len(lat), "events_per_s": len(lat) / pass_ns * 1e9}
 
 
-def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | None = None) -> dict[str, Any]:
     cfg = QUICK if quick else FULL
     t_suite = time.perf_counter()
     counters = bench_counters(cfg, log)

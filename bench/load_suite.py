@@ -338,7 +338,7 @@ def _serve_fraudcore(b: Bench, workers: int, body: Callable[[Proc], None], cpus:
     return info
 
 
-def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | None = None) -> dict[str, Any]:
     cfg = QUICK if quick else FULL
     t_suite = time.perf_counter()
     b = Bench(cfg, log)

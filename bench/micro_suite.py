@@ -63,6 +63,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -367,7 +368,7 @@ def floor_case() -> Case:
 
 # -------------------------------------------------------------------- run --
 
-def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | None = None) -> dict[str, Any]:
     timing = QUICK if quick else FULL
     t_suite = time.perf_counter()
     log("micro: building the cases (events, a counter store, a populated engine)")
