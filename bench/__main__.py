@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
     names = args.suites or list(SUITES)
     args.out.mkdir(parents=True, exist_ok=True)
 
+    # SIGTERM unwinds like Ctrl-C, so the suites' finally blocks stop the
+    # servers they started and remove their state files.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     log = Progress()
     for k, name in enumerate(names, 1):
         before = machine.describe()
