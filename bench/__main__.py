@@ -25,7 +25,7 @@ from pathlib import Path
 # other core while single-core timings run. Set before numpy is imported.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from . import cel_suite, engine_suite, load_suite, machine, micro_suite, peers_suite  # noqa: E402
+from . import cel_suite, engine_suite, load_suite, machine, micro_suite, peers_suite, sweep_suite  # noqa: E402
 from .progress import Progress  # noqa: E402
 
 SUITES = {
@@ -34,6 +34,7 @@ SUITES = {
     "engine": engine_suite,
     "load": load_suite,
     "peers": peers_suite,
+    "sweep": sweep_suite,
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -59,6 +58,7 @@ import uvloop  # noqa: E402
 from fraudcore.client import Client  # noqa: E402
 from fraudcore.rules.load import load_rules  # noqa: E402
 
+from .common import num
 from .machine import summary as machine_summary
 from . import loadgen  # noqa: E402
 from .common import spread  # noqa: E402
@@ -330,11 +330,7 @@ def _serve_fraudcore(b: Bench, workers: int, body: Callable[[Proc], None], cpus:
         body(proc)
         info["final"] = _server_info(proc)
     finally:
-        info["exit_code"] = proc.stop()
-        tail = proc.stderr_tail()
-        if tail.strip():
-            info["stderr_tail"] = tail
-        shutil.rmtree(state_dir, ignore_errors=True)
+        proc.finish(info, state_dir)
     return info
 
 
@@ -456,10 +452,7 @@ def _targets(runs: list[dict[str, Any]], rtt: dict[str, Any], opens: list[dict[s
 
 # ---------------------------------------------------------------- markdown --
 
-def _f(x: Any, nd: int = 1) -> str:
-    if x is None or x == "":
-        return "-"
-    return f"{x:,.{nd}f}"
+_f = num
 
 
 def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:

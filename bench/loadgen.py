@@ -36,6 +36,7 @@ import itertools
 import os
 import re
 import resource
+import shutil
 import selectors
 import signal
 import socket
@@ -62,6 +63,7 @@ __all__ = [
     "machine_cores",
     "machine_ticks",
     "measure",
+    "hdr_histogram",
     "percentiles",
     "summarize",
     "verify",
@@ -242,6 +244,15 @@ class Proc:
     def stderr_tail(self, limit: int = 2000) -> str:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")[-limit:]
+
+    def finish(self, info: dict, state_dir: str) -> None:
+        """Stop the server, record its exit code and the end of its stderr
+        in ``info``, and remove its state directory."""
+        info["exit_code"] = self.stop()
+        tail = self.stderr_tail()
+        if tail.strip():
+            info["stderr_tail"] = tail
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def machine_ticks() -> list[int]:
@@ -518,6 +529,17 @@ def percentiles(lat_ns: np.ndarray) -> dict[str, float]:
     return out
 
 
+def hdr_histogram(lat_ns: np.ndarray, digits: int = 3) -> dict[str, Any]:
+    """The latency distribution as an HDR histogram: every sample counted in
+    the bucket of its value rounded down to ``digits`` significant digits
+    (relative error below 10^(1 - digits)), so any quantile can be read back
+    later, and runs merged by adding counts. Only non-empty buckets are kept."""
+    v = np.maximum(lat_ns.astype(np.int64), 1)
+    scale = 10 ** np.maximum(np.floor(np.log10(v)).astype(np.int64) - (digits - 1), 0)
+    lower, counts = np.unique(v // scale * scale, return_counts=True)
+    return {"unit": "ns", "significant_digits": digits, "buckets": [[int(a), int(b)] for a, b in zip(lower, counts)]}
+
+
 def summarize(run: Run, times: dict[str, Any], items_per_frame: int = 1, skip: int = 0) -> dict[str, Any]:
     """Counts, rates and latency quantiles of a finished run. ``skip``: the
     first requests are a warm-up, left out of the latency quantiles (open
@@ -557,7 +579,8 @@ def summarize(run: Run, times: dict[str, Any], items_per_frame: int = 1, skip: i
     out["duration_s"] = span / 1e9
     out["requests_per_s"] = n_ok / span * 1e9
     out["items_per_s"] = n_ok * items_per_frame / span * 1e9
-    out["latency_us"] = percentiles(lat)
+    out["latency_us"] = percentiles(lat)  # exact, from every sample
+    out["latency_histogram"] = hdr_histogram(lat)
     out["_lat_ns"] = lat  # for pooling across repeats; not in the results file
     return out
 

@@ -376,7 +376,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
 
 
 def chart(result: dict[str, Any], path: Path) -> Path:
-    from .peers.plot import bar_chart
+    from .plots import bar_chart
 
     panels = []
     for key, title in (("stateless", "20 stateless rules (bench/rules20.yaml)"),

@@ -35,13 +35,28 @@ def serve(config: ServerConfig) -> int:
     return Supervisor(config).run()
 
 
-def _worker_main(config: ServerConfig, index: int, ready: "mp.connection.Connection") -> None:
+def _worker_main(config: ServerConfig, index: int, ready: "mp.connection.Connection", supervisor: int) -> None:
     def tell(port: int) -> None:
         ready.send(port)
         ready.close()
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; workers stop on its SIGTERM
+    _drain_when_orphaned(supervisor)
     sys.exit(run_worker(config, follow=True, reuse_port=True, ready=tell))
+
+
+def _drain_when_orphaned(supervisor: int) -> None:
+    """A supervisor killed outright (SIGKILL) cannot stop its workers: have
+    the kernel send each a SIGTERM when it dies (Linux prctl
+    PR_SET_PDEATHSIG), so they drain and exit instead of holding the port."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the supervisor's own shutdown is the only way
+    if os.getppid() != supervisor:  # it died before the prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Supervisor:
@@ -88,7 +103,8 @@ class Supervisor:
 
     def _start(self, i: int) -> None:
         parent, child = self.ctx.Pipe(duplex=False)
-        p = self.ctx.Process(target=_worker_main, args=(self.config, i, child), name=f"fraudcore-worker-{i}", daemon=False)
+        p = self.ctx.Process(target=_worker_main, args=(self.config, i, child, os.getpid()), name=f"fraudcore-worker-{i}",
+                             daemon=False)
         p.start()
         child.close()
         try:

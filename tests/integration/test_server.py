@@ -456,3 +456,28 @@ def test_binds_loopback_unless_told_otherwise(server):
         if state == "0A" and int(port, 16) == server.port:  # 0A: LISTEN
             listening.append(addr)
     assert listening == ["0100007F"]  # 127.0.0.1, little-endian hex
+
+
+def test_workers_exit_when_the_supervisor_is_killed(tmp_path):
+    """SIGKILL on the supervisor: its workers get SIGTERM from the kernel,
+    drain and exit, and the port is free again."""
+    s = ServerProc("--workers", "2", "--state", str(tmp_path / "state"))
+    children = [int(p) for p in Path(f"/proc/{s.pid}/task/{s.pid}/children").read_text().split()]
+    workers = [p for p in children if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+    assert len(workers) == 2
+    with fraudcore.Client(port=s.port) as c:
+        assert c.health() == "ok"
+    s.stop(signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and "Z" not in _state(p) for p in workers):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{p}").exists() and "Z" not in _state(p) for p in workers)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", s.port), timeout=2).close()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "Z"
