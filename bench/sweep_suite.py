@@ -728,7 +728,7 @@ def allocation(plan: Plan, log: Callable[[str], None], bad: Sequence[str]) -> di
     one response buffer per request as for a read of one frame)."""
     engine = Engine.from_file(EXAMPLE_RULES, capacity=2 ** 15)  # private region; counters live outside the Python heap
     worker = Worker(ServerConfig(rules=str(EXAMPLE_RULES)), engine)
-    gc.callbacks.remove(worker.gc_pauses._on)  # the server's pause recorder: not this process's business
+    worker.gc_pauses.close()  # the server's pause recorder: not this process's business
     src = EventSource(SEED + 1, plan.users, bad)
     n = plan.alloc_decisions
     inf = float("inf")  # received at +inf: never past the deadline
@@ -893,7 +893,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
         doc = tuned_doc(rec_cfg, rec_name, evidence)
         tuned_path.write_text(json.dumps(doc, indent=2) + "\n")
         verification = verify_tuned(tuned_path, log)
-        plots = _plots(sweep, all_summaries, rec_name, rec_phase, rec_sum, plan, suffix, log)
+        plots = _plots(sweep, all_summaries, rec_name, rec_phase, rec_sum, plan, suffix, log, results_dir)
     finally:
         sweep.close()
     leftovers = [d for d in sweep.state_dirs if os.path.exists(d)]
@@ -931,7 +931,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
 
 
 def _plots(sweep: Sweep, summaries: Sequence[Mapping[str, Any]], rec_name: str, rec_phase: str, rec_sum: Mapping[str, Any],
-           plan: Plan, suffix: str, log: Callable[[str], None]) -> dict[str, Any]:
+           plan: Plan, suffix: str, log: Callable[[str], None], results_dir: Path) -> dict[str, Any]:
     try:
         from . import plots
     except ImportError as e:  # pragma: no cover - matplotlib missing

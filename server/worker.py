@@ -349,6 +349,9 @@ class GcPauses:
             if len(pauses) < 100_000:
                 pauses.append((time.perf_counter() - self.started) * 1e6)
 
+    def close(self) -> None:
+        gc.callbacks.remove(self._on)
+
     def summary(self) -> list[dict[str, float]]:
         out = []
         for gen, p in enumerate(self.pauses_us):
@@ -408,6 +411,7 @@ def run_worker(config: ServerConfig, *, follow: bool, reuse_port: bool, ready: C
     try:
         loop.run_until_complete(main())
     finally:
+        worker.gc_pauses.close()
         engine.close()
         loop.close()
     return 0
