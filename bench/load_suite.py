@@ -452,9 +452,6 @@ def _targets(runs: list[dict[str, Any]], rtt: dict[str, Any], opens: list[dict[s
 
 # ---------------------------------------------------------------- markdown --
 
-_f = num
-
-
 def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
     cfg = result["config"]
     runs = result["runs"]
@@ -488,10 +485,10 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
         for mode in ("spin", "sleep"):
             for k, label in names.items():
                 s = rtt[mode][k]
-                out.append(f"| {mode} | {label} | {_f(s['p50']['median'])} ({_f(s['p50']['min'])}-{_f(s['p50']['max'])}) | "
-                           f"{_f(s['p99']['median'])} | {_f(s['p99.9']['median'])} | {_f(s['mean']['median'])} | "
-                           f"{_f(s['requests_per_s']['median'], 0)} | {_f(s['server_cpu_us_per_request']['median'])} | "
-                           f"{_f(s['client_cpu_us_per_request']['median'])} |")
+                out.append(f"| {mode} | {label} | {num(s['p50']['median'])} ({num(s['p50']['min'])}-{num(s['p50']['max'])}) | "
+                           f"{num(s['p99']['median'])} | {num(s['p99.9']['median'])} | {num(s['mean']['median'])} | "
+                           f"{num(s['requests_per_s']['median'], 0)} | {num(s['server_cpu_us_per_request']['median'])} | "
+                           f"{num(s['client_cpu_us_per_request']['median'])} |")
         out.append("")
         for mode in ("spin", "sleep"):
             r = rtt[mode]
@@ -506,10 +503,10 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
 
     def cells(r: dict[str, Any]) -> str:
         lat = r.get("latency_us", {})
-        return (f"{_f(r.get('items_per_s'), 0)} | {_f(lat.get('p50'))} | {_f(lat.get('p90'))} | "
-                f"{_f(lat.get('p99'))} | {_f(lat.get('p99.9'))} | {_f(lat.get('max'), 0)} | "
-                f"{r['server_cpu_share']:.2f} | {_f(r.get('server_cpu_us_per_item'))} | "
-                f"{_f(r.get('client_cpu_us_per_item'))} | {_f(r.get('server_faults_per_item'), 2)} | "
+        return (f"{num(r.get('items_per_s'), 0)} | {num(lat.get('p50'))} | {num(lat.get('p90'))} | "
+                f"{num(lat.get('p99'))} | {num(lat.get('p99.9'))} | {num(lat.get('max'), 0)} | "
+                f"{r['server_cpu_share']:.2f} | {num(r.get('server_cpu_us_per_item'))} | "
+                f"{num(r.get('client_cpu_us_per_item'))} | {num(r.get('server_faults_per_item'), 2)} | "
                 f"{r['other_load_cores']:.2f} | {r['errors']} | {r['unanswered']} |")
 
     def table(title: str, rows: list[dict[str, Any]], cols: list[str]) -> None:
@@ -549,11 +546,11 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
             m, pl = o["latency_us_median_of_repeats"], o["latency_us_pooled"]
             split = o["worker_split_per_repeat"]
             who = o["server"] + (" [" + ", ".join(":".join(map(str, x)) for x in split) + "]" if split[0] else "")
-            out.append(f"| {who} | {o['conns']} | {o['rate']:,} | {_f(o['achieved_send_rate'], 0)} | {_f(o['completion_rate'], 0)} | "
-                       f"{_f(m['p50'])} ({_f(pl['p50'])}) | {_f(m['p90'])} | {_f(m['p99'])} ({_f(pl['p99'])}) | "
-                       f"{_f(m['p99.9'])} ({_f(pl['p99.9'])}) | {_f(pl['max'], 0)} | "
-                       f"{', '.join(_f(x, 0) for x in o['p99_us_per_repeat'])} | {_f(o['send_lag_us_p99'])} | "
-                       f"{_f(o['send_lag_us_max'], 0)} | {o['server_cpu_share']:.2f} | {_f(o['server_cpu_us_per_item'])} | "
+            out.append(f"| {who} | {o['conns']} | {o['rate']:,} | {num(o['achieved_send_rate'], 0)} | {num(o['completion_rate'], 0)} | "
+                       f"{num(m['p50'])} ({num(pl['p50'])}) | {num(m['p90'])} | {num(m['p99'])} ({num(pl['p99'])}) | "
+                       f"{num(m['p99.9'])} ({num(pl['p99.9'])}) | {num(pl['max'], 0)} | "
+                       f"{', '.join(num(x, 0) for x in o['p99_us_per_repeat'])} | {num(o['send_lag_us_p99'])} | "
+                       f"{num(o['send_lag_us_max'], 0)} | {o['server_cpu_share']:.2f} | {num(o['server_cpu_us_per_item'])} | "
                        f"{o['other_load_cores']:.2f} | {o['errors']} | {o['unanswered']} |")
         out.append("")
     steal = max((r["machine"]["steal_cores"] for r in runs), default=0.0)
