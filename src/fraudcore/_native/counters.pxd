@@ -100,6 +100,7 @@ cdef extern from *:
     const uint64_t SEED_ITEM "FC_SEED_ITEM"
 
 cdef uint64_t hash_str(object s, uint64_t seed) except? 0
+cdef int hash_str2(object s, uint64_t seed_a, uint64_t seed_b, uint64_t* a, uint64_t* b) except -1
 cdef uint64_t hash_int(int64_t i, uint64_t seed) noexcept nogil
 cdef uint64_t hash_bool(bint b, uint64_t seed) noexcept nogil
 cdef uint64_t hash_float(double d, uint64_t seed) noexcept nogil
@@ -119,10 +120,11 @@ cdef class CounterStore:
 
     cdef size_t rules_area         # offset of the shared rules area
     cdef uint64_t rules_seq(self) noexcept nogil
-    cdef int update(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value, uint64_t item) except -1
-    cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms) except? -1.0
+    cdef int update(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value, uint64_t item,
+                    void** entry=*) except -1
+    cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms, void* entry=*) except? -1.0
     cdef void prefetch(self, int counter, uint64_t lo, int64_t ts_ms) noexcept nogil
     cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
-                          double value, uint64_t item) except? -1.0
+                          double value, uint64_t item, void* entry=*) except? -1.0
     cdef Counter* counter_ptr(self, int counter) except NULL
     cdef int _counter_arg(self, object counter) except -1

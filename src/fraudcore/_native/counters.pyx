@@ -201,6 +201,21 @@ cdef uint64_t hash_str(object s, uint64_t seed) except? 0:
     return fc_hash(buf, <size_t>n, seed ^ TAG_STR)
 
 
+cdef int hash_str2(object s, uint64_t seed_a, uint64_t seed_b, uint64_t* a, uint64_t* b) except -1:
+    """hash_str with two seeds from one UTF-8 lookup: a key part's (hi, lo)."""
+    cdef const char* buf
+    cdef Py_ssize_t n
+    try:
+        buf = PyUnicode_AsUTF8AndSize(s, &n)
+    except UnicodeEncodeError:
+        a[0] = hash_str(s, seed_a)
+        b[0] = hash_str(s, seed_b)
+        return 0
+    a[0] = fc_hash(buf, <size_t>n, seed_a ^ TAG_STR)
+    b[0] = fc_hash(buf, <size_t>n, seed_b ^ TAG_STR)
+    return 0
+
+
 cdef uint64_t hash_int(int64_t i, uint64_t seed) noexcept nogil:
     cdef uint8_t tmp[8]
     memcpy(tmp, &i, 8)
@@ -666,7 +681,27 @@ cdef inline void prefetch_lines(Counter* c, uint64_t lo, int64_t b) noexcept nog
     if c.agg != AGG_DISTINCT:
         fc_prefetch(e + HEAD + 16 * ring_slot(b, c.n_buckets))
     else:
+        # Not the whole 288-byte entry: with a dozen counters per event,
+        # more prefetches than the core has line fill buffers measured slower.
         fc_prefetch(e + 64)
+
+
+cdef inline void prefetch_used(Counter* c, EntryHead* e) noexcept nogil:
+    """Start loading every bucket line a read of this entry will visit (a
+    ring of at most 64 buckets knows which it ever used): called between a
+    key's update and its read, so a read's older buckets arrive together
+    instead of one miss after another."""
+    cdef uint64_t used, line, last = 0
+    cdef char* base = <char*>e + HEAD
+    if c.agg == AGG_DISTINCT or c.n_buckets > 64:
+        return
+    used = fc_load64(&e.sketch)
+    while used:
+        line = (<uint64_t>(base + 16 * <uint64_t>fc_ctz64(used))) >> 6
+        if line != last:
+            fc_prefetch(<void*>(line << 6))
+            last = line
+        used &= used - 1
 
 
 cdef bint too_far_ahead(int64_t ts, int64_t mark, int64_t max_future) noexcept nogil:
@@ -682,8 +717,10 @@ cdef bint too_far_ahead(int64_t ts, int64_t mark, int64_t max_future) noexcept n
 
 
 cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t hi, uint64_t lo,
-                        int64_t ts, double value, uint64_t item) noexcept nogil:
-    """Count one event. Returns 0 when counted, 1 when skipped (see stats)."""
+                        int64_t ts, double value, uint64_t item, EntryHead** found=NULL) noexcept nogil:
+    """Count one event. Returns 0 when counted, 1 when skipped (see stats).
+    ``found`` receives the key's entry, when it has one (a hint for a read
+    of the same key that follows)."""
     cdef int64_t mark, lm, b
     cdef EntryHead* e
     mark = fc_load_i64(hwm)
@@ -701,6 +738,8 @@ cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t h
     if e == NULL:
         fc_add64(&c.stats[ST_DROPPED], 1)
         return 1
+    if found != NULL:
+        found[0] = e
     lm = fc_load_i64(&e.last_ms)
     if lm != 0:
         if b <= floordiv(lm, c.res_ms) - <int64_t>c.n_buckets:
@@ -822,11 +861,12 @@ cdef double read_counter(Counter* c, uint64_t hi, uint64_t lo, int64_t at) noexc
 
 
 cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
-                              bint plus_one, double value, uint64_t item) noexcept nogil:
+                              bint plus_one, double value, uint64_t item, EntryHead* hint=NULL) noexcept nogil:
     """read_counter, and with ``plus_one`` the value as if one more event
     (``value``, ``item``) at ``at`` had been counted: the engine's dry run,
     which writes nothing. For a distinct key that has a sketch the extra item
     is not added (the sketch cannot say whether it already holds it).
+    ``hint``: where an update just found the key (checked, not trusted).
 
     Never torn: each bucket is read with fc_read_pair; if the key is evicted
     during the read, the read reports an empty window rather than a mix of
@@ -850,7 +890,13 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
     hi |= KEY_BITS
     bt = floordiv(at, c.res_ms)
     sbt = <uint32_t><uint64_t>bt
-    e = find_entry(c, hi, lo, 0)
+    e = NULL
+    if hint != NULL:
+        k = fc_read_pair(&hint.hi)
+        if k.a == hi and k.b == lo:
+            e = hint
+    if e == NULL:
+        e = find_entry(c, hi, lo, 0)
     if plus_one and e != NULL:
         # As update_counter would: an event older than the key's ring is not counted.
         lm = fc_load_i64(&e.last_ms)
@@ -1246,17 +1292,26 @@ cdef class CounterStore:
             raise IndexError(f"no counter {counter} (the store has {self.n_counters})")
         return &self.counters[counter]
 
-    cdef int update(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value, uint64_t item) except -1:
+    cdef int update(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value, uint64_t item,
+                    void** entry=NULL) except -1:
         """Count one event for key (hi, lo) (a key_hash fingerprint). ``value``
         feeds sum/min/max/avg, ``item`` (an item_hash) feeds distinct.
         Returns 0 when counted, 1 when skipped (too old, too far in the
-        future, non-finite value: see stats())."""
+        future, non-finite value: see stats()). ``entry`` receives a hint
+        for read / read_with of the same key, and the lines such a read
+        will visit are being loaded meanwhile."""
         cdef Counter* c = self.counter_ptr(counter)
-        return update_counter(c, self.hwm, self.max_future_ms, hi, lo, ts_ms, value, item)
+        cdef EntryHead* e = NULL
+        cdef int rc = update_counter(c, self.hwm, self.max_future_ms, hi, lo, ts_ms, value, item, &e)
+        if entry != NULL:
+            entry[0] = <void*>e
+            if e != NULL:
+                prefetch_used(c, e)
+        return rc
 
-    cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms) except? -1.0:
+    cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms, void* entry=NULL) except? -1.0:
         cdef Counter* c = self.counter_ptr(counter)
-        return read_counter(c, hi, lo, at_ms)
+        return read_counter_with(c, hi, lo, at_ms, False, 0.0, 0, <EntryHead*>entry)
 
     cdef void prefetch(self, int counter, uint64_t lo, int64_t ts_ms) noexcept nogil:
         """Start loading the cache lines an update or read of key (·, lo) at
@@ -1265,12 +1320,12 @@ cdef class CounterStore:
         prefetch_lines(&self.counters[counter], lo, floordiv(ts_ms, self.counters[counter].res_ms))
 
     cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
-                          double value, uint64_t item) except? -1.0:
+                          double value, uint64_t item, void* entry=NULL) except? -1.0:
         """read(), as if the event (value, item) at at_ms had been counted
         (unless update() would skip it: too far in the future, too old)."""
         cdef Counter* c = self.counter_ptr(counter)
         cdef bint counted = not too_far_ahead(at_ms, fc_load_i64(self.hwm), self.max_future_ms)
-        return read_counter_with(c, hi, lo, at_ms, counted, value, item)
+        return read_counter_with(c, hi, lo, at_ms, counted, value, item, <EntryHead*>entry)
 
     cdef int _counter_arg(self, object counter) except -1:
         if isinstance(counter, str):

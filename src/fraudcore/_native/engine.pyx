@@ -22,7 +22,7 @@ from fraudcore._native.vm cimport (
 )
 from fraudcore._native.counters cimport (
     CounterStore, AGG_COUNT, AGG_DISTINCT, SEED_HI, SEED_LO, SEED_ITEM,
-    fc_combine, hash_str, hash_int, hash_bool, hash_float, part_hash,
+    fc_combine, hash_str, hash_str2, hash_int, hash_bool, hash_float, part_hash,
 )
 
 cdef extern from "Python.h":
@@ -73,6 +73,20 @@ cdef inline int val_hash(Val* v, uint64_t seed, uint64_t* out) except -1:
     return 1
 
 
+cdef inline int val_key_hash(Val* v, uint64_t* hi, uint64_t* lo) except -1:
+    """A key part's (hi, lo) hashes: val_hash with SEED_HI and SEED_LO (a
+    string's UTF-8 looked up once)."""
+    if v.tag >= T_LAZY:
+        materialize(v)
+    if v.tag == T_STR:
+        hash_str2(<object>v.v.o, SEED_HI, SEED_LO, hi, lo)
+        return 1
+    if val_hash(v, SEED_HI, hi) != 1:
+        return 0
+    val_hash(v, SEED_LO, lo)
+    return 1
+
+
 cdef class NativeEngine:
     """A policy's rule set (decision rules first, then the counters' where
     filters) bound to a counter store."""
@@ -96,6 +110,10 @@ cdef class NativeEngine:
     cdef bint* dry                 # per counter: read as if the event were counted (evaluate)
     cdef double* values            # per counter: the event's value (sum, min, max, avg)
     cdef uint64_t* items           # per counter: the event's item hash (distinct)
+    cdef void** entries            # per counter: where the update found the key (a hint for the read)
+    cdef uint64_t* part_hash       # per slot: its (hi, lo) key-part hashes for this event...
+    cdef uint64_t* part_gen        # ...valid when part_gen[slot] == gen (several counters share key fields)
+    cdef uint64_t gen
     cdef int64_t ts                # the current event's time
     cdef dict columns              # decide_columns: the batch being decided
     cdef Py_ssize_t row            # decide_columns: the row being decided
@@ -107,6 +125,9 @@ cdef class NativeEngine:
         self.dry = NULL
         self.values = NULL
         self.items = NULL
+        self.part_hash = NULL
+        self.part_gen = NULL
+        self.entries = NULL
 
     def __init__(self, NativeRuleSet rules, CounterStore store, plans, Py_ssize_t n_rules,
                  int32_t time_slot, counter_names, rule_counters, fallback, filter_fallback,
@@ -133,8 +154,13 @@ cdef class NativeEngine:
         self.dry = <bint*>calloc(max(self.n_plans, 1), sizeof(bint))
         self.values = <double*>calloc(max(self.n_plans, 1), sizeof(double))
         self.items = <uint64_t*>calloc(max(self.n_plans, 1), sizeof(uint64_t))
+        self.part_hash = <uint64_t*>calloc(2 * max(rules.n_slots, 1), sizeof(uint64_t))
+        self.part_gen = <uint64_t*>calloc(max(rules.n_slots, 1), sizeof(uint64_t))
+        self.gen = 1
+        self.entries = <void**>calloc(max(self.n_plans, 1), sizeof(void*))
         if (self.plans == NULL or self.keys == NULL or self.valid == NULL or self.dry == NULL
-                or self.values == NULL or self.items == NULL):
+                or self.values == NULL or self.items == NULL or self.part_hash == NULL or self.part_gen == NULL
+                or self.entries == NULL):
             raise MemoryError()
         for i, (index, agg, slot, filter_rule, of_slot, by) in enumerate(plans):
             if len(by) > MAX_KEY_PARTS:
@@ -155,12 +181,17 @@ cdef class NativeEngine:
         free(self.dry)
         free(self.values)
         free(self.items)
+        free(self.part_hash)
+        free(self.part_gen)
+        free(self.entries)
 
     cdef int count(self, object event, int mode) except -1:
-        """Count the loaded event (unless evaluating) and read every counter
-        into its slot. Two passes: first every key is hashed and its cache
-        lines prefetched, so the counters' cache misses overlap; then each
-        counter is updated and read."""
+        """Count the loaded event (unless evaluating) and make every counter
+        readable from its slot. First every key is hashed (each key field
+        once) and its cache lines prefetched, so the counters' cache misses
+        overlap; the where filters run while the lines arrive; then each
+        counter is updated, which starts loading the lines its read will
+        visit. Reads happen when a rule first needs the value."""
         cdef Py_ssize_t c, j
         cdef Plan* p
         cdef Val* slots = self.rules.slots
@@ -168,16 +199,16 @@ cdef class NativeEngine:
         cdef Val* v
         cdef Val* out
         cdef int64_t ts
-        cdef uint64_t hi, lo, h, item
+        cdef uint64_t hi, lo, h, item, gen
         cdef double value, result
         cdef bint passes, valid
         cdef int64_t unused
-        cdef int32_t f
-        if self.n_total > self.n_rules:
-            self.rules.run_rules(self.n_rules, self.n_total, &unused)
+        cdef int32_t f, s
         if t.tag >= T_LAZY:
             materialize(t)
         ts = t.v.i if t.tag == T_INT else 0
+        self.gen += 1
+        gen = self.gen
         for c in range(self.n_plans):
             p = &self.plans[c]
             valid = t.tag == T_INT
@@ -185,18 +216,23 @@ cdef class NativeEngine:
             lo = SEED_LO ^ <uint64_t>p.n_by
             j = 0
             while valid and j < p.n_by:
-                v = &slots[p.by[j]]
-                valid = val_hash(v, SEED_HI, &h) == 1
-                if valid:
-                    hi = fc_combine(hi, h)
-                    val_hash(v, SEED_LO, &h)
-                    lo = fc_combine(lo, h)
+                s = p.by[j]
+                if self.part_gen[s] != gen:     # the first counter keyed by this field hashes it
+                    if val_key_hash(&slots[s], &self.part_hash[2 * s], &self.part_hash[2 * s + 1]) != 1:
+                        valid = False
+                        break
+                    self.part_gen[s] = gen
+                hi = fc_combine(hi, self.part_hash[2 * s])
+                lo = fc_combine(lo, self.part_hash[2 * s + 1])
                 j += 1
             self.keys[2 * c] = hi
             self.keys[2 * c + 1] = lo
             self.valid[c] = valid
             if valid:
                 self.store.prefetch(p.store_index, lo, ts)
+        # The where filters run while those lines arrive.
+        if self.n_total > self.n_rules:
+            self.rules.run_rules(self.n_rules, self.n_total, &unused)
         for c in range(self.n_plans):
             p = &self.plans[c]
             out = &slots[p.slot]
@@ -231,8 +267,9 @@ cdef class NativeEngine:
                     set_current_event(event, self.rules.hints)    # Python ran: it may have decided other events
                 else:
                     passes = (self.rules.matched[f >> 6] >> (f & 63)) & 1
+            self.entries[c] = NULL
             if passes and mode != MODE_EVALUATE:
-                self.store.update(p.store_index, hi, lo, ts, value, item)
+                self.store.update(p.store_index, hi, lo, ts, value, item, &self.entries[c])
             # Read when a rule first needs it (materialize → read_hook).
             self.dry[c] = passes and mode == MODE_EVALUATE
             self.values[c] = value
@@ -251,7 +288,7 @@ cdef class NativeEngine:
         if self.dry[c]:
             result = self.store.read_with(p.store_index, hi, lo, self.ts, self.values[c], self.items[c])
         else:
-            result = self.store.read(p.store_index, hi, lo, self.ts)
+            result = self.store.read(p.store_index, hi, lo, self.ts, self.entries[c])
         if p.agg == AGG_COUNT or p.agg == AGG_DISTINCT:
             out.tag = T_INT
             out.v.i = <int64_t>result
@@ -272,6 +309,7 @@ cdef class NativeEngine:
             # region: every process moves to them on its next event.
             return self.switch(ev, mode)
         self.rules.load(ev)
+        self.rules.prefetch_fields()
         self.count(ev, mode)
         if mode == MODE_INGEST:
             return None

@@ -53,6 +53,7 @@ cdef extern from "<string.h>":
 cdef extern from *:
     """
     static inline int fc_ctz(unsigned long long x) { return __builtin_ctzll(x); }
+    static inline void fc_prefetch_ro(const void* p) { __builtin_prefetch(p, 0, 3); }
     static inline int fc_add_overflow(long long a, long long b, long long *r) { return __builtin_add_overflow(a, b, r); }
     static inline int fc_sub_overflow(long long a, long long b, long long *r) { return __builtin_sub_overflow(a, b, r); }
     static inline int fc_mul_overflow(long long a, long long b, long long *r) { return __builtin_mul_overflow(a, b, r); }
@@ -61,6 +62,7 @@ cdef extern from *:
     static inline int fc_umul_overflow(unsigned long long a, unsigned long long b, unsigned long long *r) { return __builtin_mul_overflow(a, b, r); }
     """
     int fc_ctz(unsigned long long) nogil
+    void fc_prefetch_ro(const void*) nogil
     bint fc_add_overflow(long long, long long, long long*) nogil
     bint fc_sub_overflow(long long, long long, long long*) nogil
     bint fc_mul_overflow(long long, long long, long long*) nogil
@@ -1115,6 +1117,21 @@ cdef class NativeRuleSet:
                 self.slots[s].aux = self.slot_kinds[s] | (s << 8)
                 self.slots[s].v.o = <PyObject*>self.slot_names[s]
         return 0
+
+    cdef void prefetch_fields(self) noexcept:
+        """Start loading the value objects of the current event's fields,
+        which rules will read one after another: objects an application
+        keeps for long (user ids, addresses) are seldom in cache, and their
+        misses overlap this way instead of queueing."""
+        cdef Py_ssize_t i
+        cdef int32_t s
+        cdef PyObject* item
+        for i in range(self.n_load):
+            s = self.load_order[i]
+            if self.slots[s].tag == T_LAZY:
+                item = fc_dict_peek(current_event, self.slots[s].v.o, self.hints[s])
+                if item != NULL:
+                    fc_prefetch_ro(item)
 
     cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1:
         """Run rules lo..hi-1 over the loaded slots: set their matched and
