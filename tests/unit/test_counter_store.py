@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -168,6 +169,41 @@ def test_skipped_events_are_outside_every_later_window(events):
         newest[k] = max(newest.get(k, ts), ts)
         inner, outer = twin.bounds("count", k, newest[k])
         assert len(inner) <= s.read_key("count", k, newest[k]) <= len(outer)
+
+
+@given(events=st.lists(event, max_size=150), lookahead=st.sampled_from([0, 1, 8]))
+def test_update_many_is_updates_one_by_one(events, lookahead):
+    """The pipelined batch leaves every key as the same updates made one at
+    a time, and counts (returns) the same ones."""
+    batch = CounterStore(SPECS, capacity=8, max_future_ms=None)
+    single = CounterStore(SPECS, capacity=8, max_future_ms=None)
+    hashes = [key_hash(f"user{k}") for _, k, _, _ in events]
+    hi = np.array([h[0] for h in hashes], dtype=np.uint64)
+    lo = np.array([h[1] for h in hashes], dtype=np.uint64)
+    ts = np.array([T0 + off for off, _, _, _ in events], dtype=np.int64)
+    values = np.array([v for _, _, v, _ in events], dtype=np.float64)
+    items = np.array([item_hash(it) for _, _, _, it in events], dtype=np.uint64)
+    for name, _, _, _ in SPECS:
+        counted = batch.update_many(name, hi, lo, ts, values, items, lookahead=lookahead)
+        expected = sum(single.update_hash(single.index(name), int(h), int(l), int(t), float(v), int(i))
+                       for h, l, t, v, i in zip(hi, lo, ts, values, items))
+        assert counted == expected
+        for k in range(5):
+            for at in (T0 + 30_000, T0 + 60_000, T0 + 75_000):
+                a, b = batch.read_key(name, f"user{k}", at), single.read_key(name, f"user{k}", at)
+                assert a == b or (math.isnan(a) and math.isnan(b))
+
+
+def test_update_many_checks_its_arrays():
+    s = CounterStore(SPECS, capacity=8)
+    one = np.ones(3, dtype=np.uint64)
+    with pytest.raises(ValueError, match="same length"):
+        s.update_many("count", one, one[:2], np.ones(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="lookahead"):
+        s.update_many("count", one, one, np.ones(3, dtype=np.int64), lookahead=-1)
+    with pytest.raises(ValueError):     # not uint64: a buffer dtype mismatch, never a silent cast
+        s.update_many("count", np.ones(3), one, np.ones(3, dtype=np.int64))
+    assert s.update_many("count", one[:0], one[:0], np.ones(0, dtype=np.int64)) == 0
 
 
 # ------------------------------------------------------------- distinct ----

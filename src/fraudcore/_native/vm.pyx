@@ -53,7 +53,8 @@ cdef extern from "<string.h>":
 cdef extern from *:
     """
     static inline int fc_ctz(unsigned long long x) { return __builtin_ctzll(x); }
-    static inline void fc_prefetch_ro(const void* p) { __builtin_prefetch(p, 0, 3); }
+    /* volatile asm: see fc_prefetch in counters.pyx (GCC deletes calls to functions that only prefetch) */
+    static inline void fc_prefetch_ro(const void* p) { __builtin_prefetch(p, 0, 3); __asm__ __volatile__("" : : "r"(p)); }
     static inline int fc_add_overflow(long long a, long long b, long long *r) { return __builtin_add_overflow(a, b, r); }
     static inline int fc_sub_overflow(long long a, long long b, long long *r) { return __builtin_sub_overflow(a, b, r); }
     static inline int fc_mul_overflow(long long a, long long b, long long *r) { return __builtin_mul_overflow(a, b, r); }
