@@ -309,7 +309,6 @@ cdef class NativeEngine:
             # region: every process moves to them on its next event.
             return self.switch(ev, mode)
         self.rules.load(ev)
-        self.rules.prefetch_fields()
         self.count(ev, mode)
         if mode == MODE_INGEST:
             return None

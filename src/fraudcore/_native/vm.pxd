@@ -118,7 +118,6 @@ cdef class NativeRuleSet:
     cdef bint has_bail             # some loaded slot holds T_BAIL (readers go to the reference path)
 
     cdef int load(self, dict event) except -1
-    cdef void prefetch_fields(self) noexcept
 
     cdef int32_t dispatch_slot     # the field most string guards test, or -1
     cdef uint64_t** groups         # per interned id: the rules guarded on that value (NULL: none)

@@ -12,6 +12,7 @@ type reached through ``dyn``) makes ``run`` return RUN_BAIL, and the caller
 uses the reference interpreter for that evaluation: the VM never guesses.
 """
 
+cimport cython
 from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ
 from cpython.dict cimport PyDict_Contains
 from cpython.set cimport PySet_Contains
@@ -1099,9 +1100,13 @@ cdef class NativeRuleSet:
         """Make ``event`` the current event (borrowed: it must outlive the
         run). Fields are looked up only when a rule first reads them (see
         materialize): with the rules' guards, an event touches the fields of
-        the rules that apply to it and no others."""
+        the rules that apply to it and no others. Their value objects start
+        loading now, though: objects an application keeps for long (user
+        ids, addresses) are seldom in cache, and the rules would otherwise
+        miss on them one after another."""
         cdef Py_ssize_t i
         cdef int32_t s
+        cdef PyObject* item
         set_current_event(event, self.hints)
         self.has_bail = self.other_fields
         for i in range(self.n_set):
@@ -1117,22 +1122,10 @@ cdef class NativeRuleSet:
                 self.slots[s].tag = T_LAZY
                 self.slots[s].aux = self.slot_kinds[s] | (s << 8)
                 self.slots[s].v.o = <PyObject*>self.slot_names[s]
-        return 0
-
-    cdef void prefetch_fields(self) noexcept:
-        """Start loading the value objects of the current event's fields,
-        which rules will read one after another: objects an application
-        keeps for long (user ids, addresses) are seldom in cache, and their
-        misses overlap this way instead of queueing."""
-        cdef Py_ssize_t i
-        cdef int32_t s
-        cdef PyObject* item
-        for i in range(self.n_load):
-            s = self.load_order[i]
-            if self.slots[s].tag == T_LAZY:
-                item = fc_dict_peek(current_event, self.slots[s].v.o, self.hints[s])
+                item = fc_dict_peek(<PyObject*>event, self.slots[s].v.o, self.hints[s])
                 if item != NULL:
                     fc_prefetch_ro(item)
+        return 0
 
     cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1:
         """Run rules lo..hi-1 over the loaded slots: set their matched and
@@ -1326,6 +1319,7 @@ cdef dict as_event(object event):
     raise TypeError(f"an event must be a dict (or a mapping) of field name to value, got {type(event).__name__}")
 
 
+@cython.freelist(32)
 cdef class Decision:
     """allow, review or block, with the score and the reasons (SPEC §2).
 
