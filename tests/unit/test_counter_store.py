@@ -302,19 +302,19 @@ def test_eviction_when_full():
         assert s.read_key("m", f"k{k}", T0 + 1000) == float(k)
     held = sum(s.read_key("c", f"k{k}", T0 + 1000) > 0 for k in range(100))
     assert held <= 16
-    assert s.bytes_per_key("c") == 32 + 16 * 61
+    assert s.bytes_per_key("c") == 32 + 16 * 61 + 16     # padded to whole cache lines
 
 
 def test_bytes_per_key_documented():
     s = CounterStore(
         [("c", "count", 3_600_000, 60_000), ("d", "distinct", 86_400_000, 1_440_000)], capacity=1 << 20, sketches=4
     )
-    assert s.bytes_per_key("c") == 1008
-    assert s.bytes_per_key("d") == 288
+    assert s.bytes_per_key("c") == 1024    # 32 + 16 * 61 = 1008, padded to a multiple of 64
+    assert s.bytes_per_key("d") == 320     # 32 + 16 * 16 = 288, padded
     assert s.sketch_bytes == 4096 * 24 * 4 + 8192  # stamps, then the estimate cache
     st_ = s.stats()["counters"]
     assert st_["c"]["capacity"] == 1 << 20
-    assert st_["d"]["bytes"] == (1 << 20) * 288 + 4 * s.sketch_bytes
+    assert st_["d"]["bytes"] == (1 << 20) * 320 + 4 * s.sketch_bytes
 
 
 def test_capacity_rounds_to_power_of_two_and_per_counter():

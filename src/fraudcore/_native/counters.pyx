@@ -46,8 +46,9 @@ every process mapping the same file shares the counters; otherwise anonymous
 private memory. Pages are zero-filled by the kernel on first touch, so a
 table of millions of keys is created instantly and costs memory as it fills.
 
-Bytes per key: 32 + 16 * N (count/sum/min/max/avg; N = 61 by default: 1008),
-32 + 16 * 16 = 288 (distinct, plus 401,408 bytes per sketch in the pool).
+Bytes per key: 32 + 16 * N rounded up to a multiple of 64, so that entries
+start on a cache line (count/sum/min/max/avg; N = 61 by default: 1024),
+32 + 16 * 16 = 288 -> 320 (distinct, plus 401,408 bytes per sketch in the pool).
 
 Concurrency: lock-free; see atomics.h and the comments on each step below.
 """
@@ -121,7 +122,8 @@ cdef extern from *:
 #   28 u32 agg   32 i64 window ms   40 i64 resolution ms   48 u64 pool offset
 #   56 u32 sketches in pool   64.. N_STATS u64 statistics (atomic adds)
 # Then the rules area (RULES_AREA bytes, see publish_rules).
-# Entry: EntryHead (32 bytes) then N Buckets (16 bytes) or 16 Items (16 bytes).
+# Entry: EntryHead (32 bytes) then N Buckets (16 bytes) or 16 Items (16 bytes),
+# padded to a multiple of 64 bytes (entries start on a cache line).
 # Sketch: HLL_M registers x HLL_R u32 stamps (the newest bucket stamp at which
 # an item of that register and rank was seen), then a SketchCache.
 
@@ -159,7 +161,7 @@ cdef struct SketchCache:
     uint8_t eff[4096]         # per register: its largest rank visible at bucket
 
 MAGIC = b"FCSTORE1"
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 # The rules area at the end of the region: the rules file every process of
 # the region decides with. [u64 seq][u64 path length][u64 text length][path]
 # [text]; seq is a seqlock (odd while a publisher writes), so a reader copies
@@ -684,7 +686,7 @@ cdef inline void prefetch_lines(Counter* c, uint64_t lo, int64_t b) noexcept nog
     if c.agg != AGG_DISTINCT:
         fc_prefetch(e + HEAD + 16 * ring_slot(b, c.n_buckets))
     else:
-        # Not the whole 288-byte entry: with a dozen counters per event,
+        # Not the whole 320-byte entry: with a dozen counters per event,
         # more prefetches than the core has line fill buffers measured slower.
         fc_prefetch(e + 64)
 
@@ -1092,7 +1094,9 @@ cdef class CounterStore:
         for (name, agg, w, r), cap in zip(specs, caps):
             nb = -(-w // r) + 1
             a = AGGS.index(agg)
-            esize = HEAD + 16 * (K_ITEMS if a == AGG_DISTINCT else nb)
+            # Whole cache lines: a head never straddles two (measured:
+            # decide mean 3.71 -> 3.50 us, p99 8.78 -> 7.62 us at 300k users).
+            esize = align_up(HEAD + 16 * (K_ITEMS if a == AGG_DISTINCT else nb), 64)
             table = off
             off = align_up(off + cap * esize, PAGE)
             pool = off
