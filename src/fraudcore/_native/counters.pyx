@@ -618,7 +618,11 @@ cdef uint32_t attach_sketch(Counter* c, EntryHead* e) noexcept nogil:
 
 cdef int distinct_add(Counter* c, EntryHead* e, int64_t b, uint64_t item) noexcept nogil:
     """Record one sighting of an item. Each exact slot {item, stamp} changes
-    only by 16-byte CAS, so an item and its stamp always go together."""
+    only by 16-byte CAS, so an item and its stamp always go together.
+    Slots fill in order and are never emptied (an item that left the window
+    is replaced in place; only an eviction clears them all), so the empty
+    slots are a suffix: a scan stops at the first one, and a key with two
+    items costs one cache line instead of five."""
     cdef uint64_t h = fc_fmix64(item)
     cdef uint32_t s = item_stamp(b)
     cdef Item* items = <Item*>(<char*>e + HEAD)
@@ -636,6 +640,8 @@ cdef int distinct_add(Counter* c, EntryHead* e, int64_t b, uint64_t item) noexce
     for step in range(2):
         for k in range(K_ITEMS):
             cur = fc_peek_pair(&items[k])
+            if cur.a == 0 and step == 0:
+                break               # items fill slots in order: none after an empty one
             while True:
                 if cur.a == h:
                     # {first, last} span the item's current run of sightings,
@@ -936,7 +942,9 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
                 # the item's newest sighting (a late event's decision) still
                 # finds it.
                 p = fc_peek_pair(&items[i])
-                if p.a != 0 and <int32_t>(sbt - <uint32_t>(p.b >> 32)) >= 0 \
+                if p.a == 0:
+                    break           # the rest are empty (see distinct_add)
+                if <int32_t>(sbt - <uint32_t>(p.b >> 32)) >= 0 \
                         and <int32_t>(sbt - <uint32_t>p.b) < <int32_t>n:
                     count += 1
                     seen |= p.a == mixed
