@@ -21,6 +21,9 @@ cdef extern from "atomics.h" nogil:
     uint64_t fc_inc64(void* p)
     void fc_store64(void* p, uint64_t v)
 
+cdef extern from "prefetch.h" nogil:
+    void fc_prefetch(const void* p)
+
 cdef extern from "fchash.h" nogil:
     uint64_t fc_hash(const void* key, size_t length, uint64_t seed)
     uint64_t fc_combine(uint64_t acc, uint64_t h)

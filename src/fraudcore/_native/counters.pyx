@@ -90,16 +90,11 @@ cdef extern from *:
     #endif
     static inline int fc_clz64(uint64_t x) { return __builtin_clzll(x); }
     static inline int fc_ctz64(uint64_t x) { return __builtin_ctzll(x); }
-    /* The empty volatile asm is what keeps the prefetch: GCC counts
-       __builtin_prefetch as free of side effects, so a function that only
-       prefetches is found "const" and every call to it deleted. */
-    static inline void fc_prefetch(const void* p) { __builtin_prefetch(p, 1, 3); __asm__ __volatile__("" : : "r"(p)); }
     static inline double fc_bits_to_double(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
     static inline uint64_t fc_double_to_bits(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
     """
     int fc_clz64(uint64_t x) nogil
     int fc_ctz64(uint64_t x) nogil
-    void fc_prefetch(const void* p) nogil
     double fc_bits_to_double(uint64_t u) nogil
     uint64_t fc_double_to_bits(double d) nogil
     int sched_yield() nogil

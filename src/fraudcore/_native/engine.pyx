@@ -199,7 +199,7 @@ cdef class NativeEngine:
         cdef Val* v
         cdef Val* out
         cdef int64_t ts
-        cdef uint64_t hi, lo, h, item, gen
+        cdef uint64_t hi, lo, item, gen
         cdef double value, result
         cdef bint passes, valid
         cdef int64_t unused

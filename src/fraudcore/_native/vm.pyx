@@ -47,6 +47,9 @@ cdef extern from "dictpeek.h":
     PyObject* fc_dict_peek(PyObject* d, PyObject* name, Py_ssize_t hint) noexcept
     Py_ssize_t fc_dict_index(PyObject* d, PyObject* name) noexcept
 
+cdef extern from "prefetch.h":
+    void fc_prefetch_ro(const void*) nogil
+
 cdef extern from "<string.h>":
     void* memmem(const void*, size_t, const void*, size_t) nogil
     void* memchr(const void*, int, size_t) nogil
@@ -54,8 +57,6 @@ cdef extern from "<string.h>":
 cdef extern from *:
     """
     static inline int fc_ctz(unsigned long long x) { return __builtin_ctzll(x); }
-    /* volatile asm: see fc_prefetch in counters.pyx (GCC deletes calls to functions that only prefetch) */
-    static inline void fc_prefetch_ro(const void* p) { __builtin_prefetch(p, 0, 3); __asm__ __volatile__("" : : "r"(p)); }
     static inline int fc_add_overflow(long long a, long long b, long long *r) { return __builtin_add_overflow(a, b, r); }
     static inline int fc_sub_overflow(long long a, long long b, long long *r) { return __builtin_sub_overflow(a, b, r); }
     static inline int fc_mul_overflow(long long a, long long b, long long *r) { return __builtin_mul_overflow(a, b, r); }
@@ -64,7 +65,6 @@ cdef extern from *:
     static inline int fc_umul_overflow(unsigned long long a, unsigned long long b, unsigned long long *r) { return __builtin_mul_overflow(a, b, r); }
     """
     int fc_ctz(unsigned long long) nogil
-    void fc_prefetch_ro(const void*) nogil
     bint fc_add_overflow(long long, long long, long long*) nogil
     bint fc_sub_overflow(long long, long long, long long*) nogil
     bint fc_mul_overflow(long long, long long, long long*) nogil
