@@ -228,8 +228,35 @@ def test_literal_alternation_regexes_are_recognised(pattern, literals):
     assert RegexConst(compile_regex(pattern)).literals == literals
 
 
-@given(st.text(alphabet="aHeEdDlLsSxé\u212a\u0130KkbotBOT/ ", max_size=30))
-@pytest.mark.parametrize("pattern", ["(?i)headless|bot", "Head|less", "(?i)k", "(?i)x/"])
-def test_literal_regex_search_agrees_with_the_regex_engine(pattern, text):
+# Texts past 16 bytes reach the vectorised scan (strsearch.h), shorter ones
+# and tails its byte loop; ten literals take two passes of at most eight.
+# A literal is often planted, in a random case, at an end or anywhere.
+LETTERS = "aHeEdDlLsSxé\u212a\u0130KkbotBOT/@` "
+
+
+@st.composite
+def planted(draw, literals):
+    n = draw(st.integers(0, 70))      # lengths spread evenly: as many long texts as short
+    text = draw(st.text(alphabet=LETTERS, min_size=n, max_size=n))
+    if literals and draw(st.booleans()):
+        lit = "".join(c.upper() if draw(st.booleans()) else c for c in draw(st.sampled_from(literals)))
+        at = draw(st.one_of(st.just(len(text)), st.just(0), st.integers(0, len(text))))
+        text = text[:at] + lit + text[at:]
+    return text
+
+
+@pytest.mark.parametrize("pattern", ["(?i)headless|bot", "Head|less", "(?i)k", "(?i)x/", "(?i)@x|`b|/s",
+                                     "(?i)ab|be|ed|dl|ls|sx|xk|kb|bo|ot|to", "a|b|d|e|l|s|x|k|o|t"])
+@given(data=st.data())
+def test_literal_regex_search_agrees_with_the_regex_engine(pattern, data):
     prog = cel.compile(f"s.matches('{pattern}')", {"s": "string"})
+    text = data.draw(planted(pattern.removeprefix("(?i)").split("|")))
     assert prog.evaluate({"s": text}) == prog.evaluate_reference({"s": text})
+
+
+@given(st.text(alphabet="abAB/é\u0130 ", min_size=1, max_size=6), st.data())
+def test_contains_agrees_with_the_reference(sub, data):
+    prog = cel.compile("s.contains(t)", {"s": "string", "t": "string"})
+    text = data.draw(planted([sub]))
+    assert prog.native
+    assert prog.evaluate({"s": text, "t": sub}) == prog.evaluate_reference({"s": text, "t": sub}) == (sub in text)

@@ -308,7 +308,7 @@ cdef class NativeEngine:
             # Another process (or this one) published new rules in the shared
             # region: every process moves to them on its next event.
             return self.switch(ev, mode)
-        self.rules.load(ev)
+        self.rules.load(ev, True)
         self.count(ev, mode)
         if mode == MODE_INGEST:
             return None

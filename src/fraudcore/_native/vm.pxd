@@ -117,7 +117,7 @@ cdef class NativeRuleSet:
     cdef int32_t* guard_id         # interned id of the string a GUARD_STR rule needs
     cdef bint has_bail             # some loaded slot holds T_BAIL (readers go to the reference path)
 
-    cdef int load(self, dict event) except -1
+    cdef int load(self, dict event, bint prefetch=*) except -1
 
     cdef int32_t dispatch_slot     # the field most string guards test, or -1
     cdef uint64_t** groups         # per interned id: the rules guarded on that value (NULL: none)
