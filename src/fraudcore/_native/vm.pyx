@@ -554,8 +554,9 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
     cdef Val* v
     while True:
         op = ops[pc]
-        if op == OP_LOAD_CMP_CONST:
-            # The commonest rule shape: ``field <cmp> constant``.
+        if op == OP_LOAD_CMP_CONST or op == OP_LOAD_CMP_CONST_AND:
+            # The commonest rule shape: ``field <cmp> constant``, often
+            # followed by AND_SHORT (``amount > 1000.0 && ...``).
             top += 1
             v = &slots[ops[pc + 1]]
             if v.tag >= T_LAZY:
@@ -563,7 +564,12 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
             status = fast_compare(v, &consts[ops[pc + 3]], ops[pc + 2], top, intern)
             if status != RUN_OK:
                 return status
-            pc += 4
+            if op == OP_LOAD_CMP_CONST:
+                pc += 4
+            elif top.tag == T_BOOL and top.v.i == 0:
+                pc = ops[pc + 4]
+            else:
+                pc += 5
         elif op == OP_AND_SHORT:
             if top.tag == T_BOOL and top.v.i == 0:
                 pc = ops[pc + 1]

@@ -191,6 +191,7 @@ def compile_expr(checked: Checked | None, expr: ast.Expr, layout: Layout, source
     c = _Compiler(checked, layout, source)
     c.emit_expr(expr, {})
     c.emit(Op.RETURN)
+    c.thread_false_jumps()
     result_type = checked.result_type if checked else DYN
     code = array("i", c.code)
     return (
@@ -243,6 +244,8 @@ class _Compiler:
         self.layout = layout
         self.source = source
         self.code: list[int] = []
+        self.last = -1      # where the last instruction emitted starts
+        self.label = -1     # the last position a jump was patched to
         self.constants: list = []
         self._const_index: dict[tuple[type, object], int] = {}
         self.overloads: list[Overload] = []
@@ -257,6 +260,7 @@ class _Compiler:
         """Append an instruction; return the position of its first operand."""
         if not SPECS[op].native:
             self.blockers.append(f"{op.name.lower().replace('_', ' ')}")
+        self.last = len(self.code)
         self.code.append(int(op))
         self.code.extend(args)
         return len(self.code) - len(args)
@@ -264,6 +268,34 @@ class _Compiler:
     def patch(self, at: int) -> None:
         """Point the jump operand at ``at`` to the current position."""
         self.code[at] = len(self.code)
+        self.label = len(self.code)
+
+    def thread_false_jumps(self) -> None:
+        """A jump taken on false that lands on an AND_SHORT would jump again
+        (``a && b && c`` nests as ``(a && b) && c``): point it at the final
+        target, so a false conjunct leaves the chain at once."""
+        jump_operand = {Op.AND_SHORT: 1, Op.LOAD_CMP_CONST_AND: 4}
+        pc = 0
+        while pc < len(self.code):
+            op = Op(self.code[pc])
+            k = jump_operand.get(op)
+            if k is not None:
+                target = self.code[pc + k]
+                while target < len(self.code) and self.code[target] == Op.AND_SHORT:
+                    target = self.code[target + 1]
+                self.code[pc + k] = target
+            pc += 1 + SPECS[op].nargs
+
+    def fuse_and_short(self) -> int:
+        """AND_SHORT after the left operand of ``&&``; when that operand was a
+        LOAD_CMP_CONST just emitted, and no jump lands between the two, the
+        pair becomes one LOAD_CMP_CONST_AND. Returns the jump operand."""
+        at = self.last
+        if at == len(self.code) - 4 and self.code[at] == Op.LOAD_CMP_CONST and self.label != len(self.code):
+            self.code[at] = int(Op.LOAD_CMP_CONST_AND)
+            self.code.append(0)
+            return len(self.code) - 1
+        return self.emit(Op.AND_SHORT, 0)
 
     def const(self, value: object) -> int:
         key = (type(value), value if hashable(value) else id(value))
@@ -384,7 +416,7 @@ class _Compiler:
         if fn in ("_&&_", "_||_"):
             short, combine = (Op.AND_SHORT, Op.AND) if fn == "_&&_" else (Op.OR_SHORT, Op.OR)
             self.emit_expr(args[0], scope)
-            jump = self.emit(short, 0)
+            jump = self.fuse_and_short() if short == Op.AND_SHORT else self.emit(short, 0)
             self.emit_expr(args[1], scope)
             self.emit(combine)
             self.patch(jump)

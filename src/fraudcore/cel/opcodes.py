@@ -67,6 +67,7 @@ SPECS: tuple[OpSpec, ...] = (
     #    shape in rules (``amount > 1000.0``, ``type == "withdrawal"``)
     OpSpec("CMP_CONST", 2, True, "pop v; push v <cmp a> constants[b], a indexing CMP_OPS"),
     OpSpec("LOAD_CMP_CONST", 3, True, "push slots[a] <cmp b> constants[c]"),
+    OpSpec("LOAD_CMP_CONST_AND", 4, True, "LOAD_CMP_CONST a b c, then AND_SHORT d: the commonest conjunct, one dispatch"),
     # -- string functions with native implementations
     OpSpec("SIZE", 0, True, "size(v) (strings natively)"),
     OpSpec("STARTS_WITH", 0, True, "a.startsWith(b)"),

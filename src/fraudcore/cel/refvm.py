@@ -86,8 +86,10 @@ def run(bc: Bytecode, slots: Sequence[object]) -> object:
         elif op == Op.CMP_CONST:
             v = pop()
             push(_call(_CMP_FUNCTION[CMP_OPS[a]], False, [v, consts[code[pc + 2]]]))
-        elif op == Op.LOAD_CMP_CONST:
+        elif op == Op.LOAD_CMP_CONST or op == Op.LOAD_CMP_CONST_AND:
             push(_call(_CMP_FUNCTION[CMP_OPS[code[pc + 2]]], False, [slots[a], consts[code[pc + 3]]]))
+            if op == Op.LOAD_CMP_CONST_AND and stack[-1] is False:
+                nxt = code[pc + 4]
         elif op == Op.IN_SET:
             push(_in_set(pop(), consts[a]))
         elif op == Op.MATCHES_CONST:
