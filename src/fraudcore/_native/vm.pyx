@@ -542,7 +542,13 @@ cdef inline void copy_val(Val* d, const Val* s) noexcept nogil:
 
 
 cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
-    """Run ``code`` over ``slots``; the result goes to ``out``."""
+    """Run ``code`` over ``slots``; the result goes to ``out``.
+
+    An operator's result overwrites its first operand on the stack, and its
+    operand functions (compare, in_set, arith, string_op, select) read their
+    operands before they write the result: so operands are passed in place,
+    never copied out first (a copy reads 16 bytes that were just written in
+    parts, a store-forwarding stall)."""
     cdef int32_t* ops = code.ops
     cdef Val* consts = code.consts
     cdef Val* stack = code.stack
@@ -550,7 +556,6 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
     cdef Py_ssize_t pc = 0
     cdef int32_t op
     cdef int status
-    cdef Val tmp
     cdef Val* v
     while True:
         op = ops[pc]
@@ -596,33 +601,29 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
             copy_val(top, v)
             pc += 2
         elif op == OP_CMP_CONST:
-            copy_val(&tmp, top)
-            status = fast_compare(&tmp, &consts[ops[pc + 2]], ops[pc + 1], top, intern)
+            status = fast_compare(top, &consts[ops[pc + 2]], ops[pc + 1], top, intern)
             if status != RUN_OK:
                 return status
             pc += 3
         elif op == OP_EQ or op == OP_NE or op == OP_LT or op == OP_LE or op == OP_GT or op == OP_GE:
-            copy_val(&tmp, top)
             top -= 1
-            status = compare(top, &tmp, op - OP_EQ, top, intern)
+            status = compare(top, top + 1, op - OP_EQ, top, intern)
             if status != RUN_OK:
                 return status
             pc += 1
         elif op == OP_IN_SET:
-            copy_val(&tmp, top)
-            status = in_set(&tmp, &consts[ops[pc + 1]], code, top)
+            status = in_set(top, &consts[ops[pc + 1]], code, top)
             if status != RUN_OK:
                 return status
             pc += 2
         elif op == OP_JUMP:
             pc = ops[pc + 1]
         elif op == OP_COND:
-            copy_val(&tmp, top)
-            if tmp.tag == T_BOOL:
+            if top.tag == T_BOOL:
+                pc = pc + 3 if top.v.i else ops[pc + 1]
                 top -= 1
-                pc = pc + 3 if tmp.v.i else ops[pc + 1]
             else:
-                if tmp.tag == T_MAP:
+                if top.tag == T_MAP:
                     return RUN_BAIL
                 set_err(top)            # a non-bool condition is an error, kept as the result
                 pc = ops[pc + 2]
@@ -648,9 +649,8 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
                 set_err(top)
             pc += 1
         elif op == OP_ADD or op == OP_SUB or op == OP_MUL or op == OP_DIV or op == OP_MOD:
-            copy_val(&tmp, top)
             top -= 1
-            status = arith(top, &tmp, op, top)
+            status = arith(top, top + 1, op, top)
             if status != RUN_OK:
                 return status
             pc += 1
@@ -662,9 +662,8 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
                 return RUN_BAIL
             pc += 1
         elif op == OP_STARTS_WITH or op == OP_ENDS_WITH or op == OP_CONTAINS:
-            copy_val(&tmp, top)
             top -= 1
-            status = string_op(top, &tmp, op, top)
+            status = string_op(top, top + 1, op, top)
             if status != RUN_OK:
                 return status
             pc += 1
@@ -699,8 +698,7 @@ cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1:
             set_bool(top, not (v.tag == T_ERR and v.aux == ERR_MISSING))
             pc += 3
         elif op == OP_SELECT or op == OP_HAS:
-            copy_val(&tmp, top)
-            status = select(&tmp, <object>consts[ops[pc + 1]].v.o, op == OP_HAS, top)
+            status = select(top, <object>consts[ops[pc + 1]].v.o, op == OP_HAS, top)
             if status != RUN_OK:
                 return status
             pc += 2
