@@ -92,6 +92,8 @@ cdef class NativeRuleSet:
     cdef int32_t* load_order       # slots loaded from the event
     cdef Py_ssize_t n_load
     cdef int32_t* set_order        # slots the caller fills (reset to errors by load)
+    cdef Val* template             # every slot's state before an event (load copies it)
+    cdef Py_ssize_t event_slot     # the slot of ``event`` as a map, or -1
     cdef Py_ssize_t* hints         # per slot: where its field sat in the last event's dict (dictpeek.h)
     cdef Py_ssize_t n_set
     cdef Py_ssize_t n_slots
@@ -115,6 +117,7 @@ cdef class NativeRuleSet:
     cdef int32_t* guard_kind       # per rule: GUARD_* (see Bytecode.guard)
     cdef int32_t* guard_slot
     cdef int32_t* guard_id         # interned id of the string a GUARD_STR rule needs
+    cdef PyObject** guard_str      # per rule: the string its guard expects (kept alive by keep)
     cdef bint has_bail             # some loaded slot holds T_BAIL (readers go to the reference path)
 
     cdef int load(self, dict event, bint prefetch=*) except -1

@@ -20,7 +20,7 @@ from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_Compare, PyUnicode_Tailmatch, PyUnicode_Find
 from libc.stdint cimport int32_t, int64_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport malloc, calloc, free
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 from libc.math cimport isnan, trunc
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -975,6 +975,7 @@ cdef class NativeRuleSet:
         self.failed = NULL
         self.hits = NULL
         self.set_order = NULL
+        self.template = NULL
         self.hints = NULL
         self.always = NULL
         self.groups = NULL
@@ -983,6 +984,7 @@ cdef class NativeRuleSet:
         self.guard_kind = NULL
         self.guard_slot = NULL
         self.guard_id = NULL
+        self.guard_str = NULL
         self.has_bail = False
 
     def __init__(self, bytecodes, slot_names, slot_kinds, ranks, scores, thresholds):
@@ -1030,13 +1032,31 @@ cdef class NativeRuleSet:
             else:
                 self.set_order[self.n_set] = i
                 self.n_set += 1
+        # The slots' state before an event, which load() copies: a field is
+        # looked up when first read (T_LAZY, aux: its kind and slot, v: its
+        # name), ``event`` is the event map, a counter is an error until set.
+        self.template = <Val*>calloc(max(self.n_slots, 1), sizeof(Val))
+        if self.template == NULL:
+            raise MemoryError()
+        self.event_slot = -1
+        for i in range(self.n_slots):
+            if self.slot_kinds[i] == K_SET:
+                self.template[i].tag = T_ERR
+            elif self.slot_kinds[i] == K_EVENT:
+                self.template[i].tag = T_MAP
+                self.event_slot = i
+            else:
+                self.template[i].tag = T_LAZY
+                self.template[i].aux = self.slot_kinds[i] | (i << 8)
+                self.template[i].v.o = <PyObject*>self.slot_names[i]
         for i in range(self.n_actions):
             self.thresholds[i] = thresholds[i]
         self.other_fields = any(self.slot_kinds[i] == K_OTHER for i in range(self.n_slots))
         self.guard_kind = <int32_t*>calloc(max(self.n_rules, 1), sizeof(int32_t))
         self.guard_slot = <int32_t*>calloc(max(self.n_rules, 1), sizeof(int32_t))
         self.guard_id = <int32_t*>calloc(max(self.n_rules, 1), sizeof(int32_t))
-        if self.guard_kind == NULL or self.guard_slot == NULL or self.guard_id == NULL:
+        self.guard_str = <PyObject**>calloc(max(self.n_rules, 1), sizeof(PyObject*))
+        if self.guard_kind == NULL or self.guard_slot == NULL or self.guard_id == NULL or self.guard_str == NULL:
             raise MemoryError()
         for i, bc in enumerate(bytecodes):
             # A rule the VM cannot run keeps ops == NULL and is always
@@ -1050,6 +1070,8 @@ cdef class NativeRuleSet:
                     else:
                         self.guard_kind[i] = GUARD_STR
                         self.guard_id[i] = self.intern.setdefault(expected, len(self.intern))
+                        self.keep.append(expected)
+                        self.guard_str[i] = <PyObject*>expected
             self.ranks[i] = ranks[i]
             self.scores[i] = scores[i]
             reads = [bc.layout.index[n] for n in bc.reads]
@@ -1064,6 +1086,7 @@ cdef class NativeRuleSet:
     def __dealloc__(self):
         cdef Py_ssize_t i
         free(self.set_order)
+        free(self.template)
         free(self.hints)
         if self.groups != NULL:
             for i in range(self.n_groups):
@@ -1073,6 +1096,7 @@ cdef class NativeRuleSet:
         free(self.guard_kind)
         free(self.guard_slot)
         free(self.guard_id)
+        free(self.guard_str)
         if self.codes != NULL:
             for i in range(self.n_rules):
                 free_code(&self.codes[i])
@@ -1107,20 +1131,15 @@ cdef class NativeRuleSet:
         cdef PyObject* item
         set_current_event(event, self.hints)
         self.has_bail = self.other_fields
-        for i in range(self.n_set):
-            # Caller-filled slots (counters) from a previous event must not
-            # leak into this one: errors until the caller fills them.
-            self.slots[self.set_order[i]].tag = T_ERR
-        for i in range(self.n_load):
-            s = self.load_order[i]
-            if self.slot_kinds[s] == K_EVENT:
-                self.slots[s].tag = T_MAP
-                self.slots[s].v.o = <PyObject*>event
-            else:
-                self.slots[s].tag = T_LAZY
-                self.slots[s].aux = self.slot_kinds[s] | (s << 8)
-                self.slots[s].v.o = <PyObject*>self.slot_names[s]
-                if prefetch:
+        # Every slot back to its state before any event (fields lazy,
+        # caller-filled counters errors until filled): one copy.
+        memcpy(self.slots, self.template, <size_t>self.n_slots * sizeof(Val))
+        if self.event_slot >= 0:
+            self.slots[self.event_slot].v.o = <PyObject*>event
+        if prefetch:
+            for i in range(self.n_load):
+                s = self.load_order[i]
+                if self.slots[s].tag == T_LAZY:
                     item = fc_dict_peek(<PyObject*>event, self.slots[s].v.o, self.hints[s])
                     if item != NULL:
                         fc_prefetch_ro(item)
@@ -1186,9 +1205,15 @@ cdef class NativeRuleSet:
             gv = &self.slots[self.guard_slot[r]]
             if gv.tag >= T_LAZY:
                 materialize(gv)
-            if g == GUARD_STR:
-                if gv.tag == T_STR and intern_id(gv, self.intern) != self.guard_id[r]:
-                    return 0            # ``field == "x" && ...`` with field != "x": false
+            if g == GUARD_STR and gv.tag == T_STR:
+                # ``field == "x" && ...`` with field != "x": false. By id
+                # when the field's is known; else by text, cheaper than the
+                # intern lookup, which hashes a fresh string.
+                if gv.aux >= 0 or gv.aux == ID_NONE:
+                    if gv.aux != self.guard_id[r]:
+                        return 0
+                elif not str_equal(<object>gv.v.o, <object>self.guard_str[r]):
+                    return 0
             elif gv.tag == T_BOOL and gv.v.i == 0:
                 return 0                # ``flag && ...`` with flag false: false
         status = RUN_OK if self.codes[r].ops != NULL else RUN_BAIL
