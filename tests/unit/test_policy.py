@@ -83,6 +83,8 @@ def test_a_failing_rule_is_reported_and_never_stops_the_others(decide):
         ({**BASE, "amount": "5000"}, "field 'amount': expected double, got str"),
         ({k: v for k, v in BASE.items() if k != "amount"}, "event has no field 'amount'"),
         ({**BASE, "amount": True}, "field 'amount': expected double, got bool"),
+        ({**BASE, "amount": 10**400}, "field 'amount': expected double, got an int beyond a double's range"),
+        ({**BASE, "amount": -(2**1024)}, "field 'amount': expected double, got an int beyond a double's range"),
     ],
 )
 def test_bad_field_values_are_errors_naming_the_field(decide, event, message):
@@ -93,6 +95,7 @@ def test_bad_field_values_are_errors_naming_the_field(decide, event, message):
 
 def test_int_accepted_for_a_double_field(decide):
     assert decide({**BASE, "amount": 5000}).rules == ["big"]
+    assert decide({**BASE, "amount": 2**1023}).rules == ["big"]  # huge, but a double holds it
 
 
 def test_both_paths_agree_on_errors():

@@ -17,6 +17,7 @@ from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ
 from cpython.dict cimport PyDict_Contains
 from cpython.set cimport PySet_Contains
 from cpython.ref cimport Py_INCREF
+from cpython.exc cimport PyErr_Occurred, PyErr_Clear
 from cpython.unicode cimport PyUnicode_Compare, PyUnicode_Tailmatch, PyUnicode_Find
 from libc.stdint cimport int32_t, int64_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport malloc, calloc, free
@@ -27,6 +28,8 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 include "opcodes.pxi"
 
 cdef extern from "Python.h":
+    # Declared without an exception value: load_field clears the error itself.
+    double long_as_double "PyLong_AsDouble"(object)
     # Unlike PyDict_GetItem, this one does not save and restore the error
     # state around the lookup (a large part of its cost on CPython 3.11).
     PyObject* PyDict_GetItemWithError(object, object) except? NULL
@@ -866,7 +869,7 @@ cdef void free_code(Code* code) noexcept:
     free(code.stack)
 
 
-cdef void load_field(object value, int32_t kind, Val* out):
+cdef void load_field(object value, int32_t kind, Val* out) noexcept:
     """Load an event field checked against its declared type; a missing or
     mistyped field is an error value (the reference path words the message)."""
     cdef int overflow = 0
@@ -875,8 +878,11 @@ cdef void load_field(object value, int32_t kind, Val* out):
             out.tag = T_DOUBLE
             out.v.d = PyFloat_AS_DOUBLE(value)
         elif PyLong_CheckExact(value):      # JSON often drops the ".0"
+            out.v.d = long_as_double(value)
             out.tag = T_DOUBLE
-            out.v.d = float(value)
+            if out.v.d == -1.0 and PyErr_Occurred():
+                PyErr_Clear()               # beyond a double's range: mistyped
+                out.tag = T_ERR
         else:
             out.tag = T_ERR
     elif kind == K_STRING:

@@ -307,7 +307,10 @@ def load_field(name: str, t: CelType, event: Mapping[str, Any]) -> object:
     ok = True
     if k == "double":
         if type(v) is int:
-            v = float(v)
+            try:
+                v = float(v)
+            except OverflowError:
+                return Err(f"field '{name}': expected {t}, got an int beyond a double's range")
         ok = type(v) is float
     elif k == "int":
         ok = type(v) is int and INT64_MIN <= v <= INT64_MAX
