@@ -4,8 +4,9 @@
  * Event strings are short (user agents: ~70 bytes). There libc's memmem and
  * a memchr per literal and per letter case spend more on setting up than on
  * scanning, and an alternation of k literals scanned the text up to 2k times.
- * Here one pass compares 16 bytes at a time against the first byte of every
- * literal (SSE2, part of x86-64) and checks each candidate position in full.
+ * Here one pass compares 16 positions at a time with the first and the last
+ * byte of every literal (SSE2, part of x86-64), and checks the few candidate
+ * positions in full: the "generic SIMD" substring search (W. Mula).
  *
  * Case-insensitive search folds ASCII letters only: literals are given in
  * lower case, and no non-ASCII Latin-1 character folds to an ASCII letter,
@@ -50,51 +51,69 @@ static inline int fc_any_at(const unsigned char *h, size_t n, size_t p, const un
     return 0;
 }
 
+#ifdef __SSE2__
+#define FC_SCAN_MAX 512     /* texts up to this long are scanned 16 bytes at a time */
+#define FC_LIT_MAX 64       /* ... for literals up to this long */
+
+/* The 16 bytes at p compared with c: lower-case letters also match their
+ * upper case (OR 0x20 maps exactly those two onto c). */
+static inline unsigned fc_eq16(const unsigned char *p, unsigned char c, int fold)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    if (fold && c >= 'a' && c <= 'z')
+        v = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)c)));
+}
+#endif
+
 /* Does any of the k (1..FC_FIND_MAX) literals occur in h? */
 static int fc_find_any(const unsigned char *h, size_t n, const unsigned char *const *lit, const size_t *len,
                        int k, int icase)
 {
-    size_t shortest = (size_t)-1, last, i = 0;
+    size_t shortest = (size_t)-1, longest = 0, last, i;
     int j;
     for (j = 0; j < k; j++) {
         if (len[j] == 0)
             return 1;
         if (len[j] < shortest)
             shortest = len[j];
+        if (len[j] > longest)
+            longest = len[j];
     }
     if (n < shortest)
         return 0;
     last = n - shortest;        /* the last position a literal can start at */
 #ifdef __SSE2__
-    {
-        /* Per literal, the byte its first character shows in the text: a
-         * lower-case letter, under icase, also as its upper case, which the
-         * OR with 0x20 maps onto it (and maps no other byte onto it). */
-        __m128i first[FC_FIND_MAX];
-        int fold[FC_FIND_MAX];
-        const __m128i bit5 = _mm_set1_epi8(0x20);
-        for (j = 0; j < k; j++) {
-            first[j] = _mm_set1_epi8((char)lit[j][0]);
-            fold[j] = icase && lit[j][0] >= 'a' && lit[j][0] <= 'z';
-        }
-        for (; i + 16 <= n && i <= last; i += 16) {
-            __m128i raw = _mm_loadu_si128((const __m128i *)(h + i));
-            __m128i low = _mm_or_si128(raw, bit5);
-            unsigned mask = 0;
-            for (j = 0; j < k; j++)
-                mask |= (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(fold[j] ? low : raw, first[j]));
-            while (mask) {
-                size_t p = i + (size_t)__builtin_ctz(mask);
-                mask &= mask - 1;
-                if (p > last)
-                    return 0;
-                if (fc_any_at(h, n, p, lit, len, k, icase))
-                    return 1;
+    if (n <= FC_SCAN_MAX && longest <= FC_LIT_MAX) {
+        /* A position is a candidate for a literal when the text shows the
+         * literal's first and last bytes at the right distance (two
+         * compares filter out nearly every other position); candidates are
+         * then checked in full. The text is copied into a padded buffer so
+         * that no 16-byte load reads past its end. */
+        unsigned char buf[FC_SCAN_MAX + FC_LIT_MAX + 16];
+        memcpy(buf, h, n);
+        memset(buf + n, 0, FC_LIT_MAX + 16);
+        for (i = 0; i <= last; i += 16) {
+            for (j = 0; j < k; j++) {
+                size_t m = len[j];
+                unsigned hits;
+                if (m > n - i)
+                    continue;
+                hits = fc_eq16(buf + i, lit[j][0], icase) & fc_eq16(buf + i + m - 1, lit[j][m - 1], icase);
+                while (hits) {
+                    size_t p = i + (size_t)__builtin_ctz(hits);
+                    hits &= hits - 1;
+                    if (p > n - m)
+                        break;
+                    if (fc_match_at(h + p, lit[j], m, icase))
+                        return 1;
+                }
             }
         }
+        return 0;
     }
 #endif
-    for (; i <= last; i++)
+    for (i = 0; i <= last; i++)
         if (fc_any_at(h, n, i, lit, len, k, icase))
             return 1;
     return 0;
