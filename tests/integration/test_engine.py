@@ -418,6 +418,33 @@ def test_decide_many_columns_equal_list():
     a.close(), b.close()
 
 
+@pytest.mark.parametrize("mode", ["decide", "evaluate", "ingest"])
+def test_decide_many_columns_pipeline_with_keyless_rows(mode):
+    """decide_columns hashes row i + 1's keys before it counts row i: rows
+    without a key (a missing or mistyped key field) among keyed ones leave
+    every row's counters as the list path has them."""
+    s = ExchangeStream(seed=13, users=50, rate_per_s=50.0)
+    cols = s.columns(400)
+    user = cols["user_id"].copy()
+    user[::7] = None                        # no key for these rows
+    user[3::11] = 12345                     # a mistyped key
+    cols["user_id"] = user
+    rows = [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in cols.items()} for i in range(400)]
+    a = Engine.from_file(EXAMPLE, capacity=4096)
+    b = Engine.from_file(EXAMPLE, capacity=4096)
+    by_list = [getattr(a, mode)(e) for e in rows]
+    by_cols = b._engine.decide_columns(dict(cols), {"decide": 0, "evaluate": 1, "ingest": 2}[mode])
+    if mode != "ingest":
+        assert len(by_cols) == 400
+        assert [i for i, (x, y) in enumerate(zip(by_list, by_cols)) if not same_decision(x, y)] == []
+    probe = {k: v for k, v in rows[-1].items()}
+    for u in sorted({r["user_id"] for r in rows if isinstance(r["user_id"], str)})[:20]:
+        probe["user_id"] = u
+        assert same_decision(a.evaluate(probe), b.evaluate(probe)), u
+    assert a.stats()["keys"] == b.stats()["keys"]
+    a.close(), b.close()
+
+
 def test_decide_many_empty_and_ragged(engine):
     assert engine.decide_many([]) == []
     with pytest.raises(ValueError):

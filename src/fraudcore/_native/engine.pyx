@@ -48,6 +48,13 @@ cdef struct Plan:
     int32_t by[16]         # the slots of its key fields
 
 
+cdef struct Column:
+    int32_t slot           # decide_columns: the slot a column fills
+    int32_t kind           # the slot's declared kind
+    int32_t mode           # 0 no such column, 1 float64, 2 int64, 3 bool (uint8), 4 a list of objects
+    void* data             # the array's values, or the list
+
+
 cdef inline int val_hash(Val* v, uint64_t seed, uint64_t* out) except -1:
     """Hash a slot value exactly as counters.part_hash hashes the same Python
     value; returns 0 when the value cannot be a key (an error, a map)."""
@@ -185,25 +192,18 @@ cdef class NativeEngine:
         free(self.part_gen)
         free(self.entries)
 
-    cdef int count(self, object event, int mode) except -1:
-        """Count the loaded event (unless evaluating) and make every counter
-        readable from its slot. First every key is hashed (each key field
-        once) and its cache lines prefetched, so the counters' cache misses
-        overlap; the where filters run while the lines arrive; then each
-        counter is updated, which starts loading the lines its read will
-        visit. Reads happen when a rule first needs the value."""
+    cdef int64_t hash_keys(self, uint64_t* keys, bint* valid) except? -1:
+        """Every counter's key (hi, lo) for the loaded event, each key field
+        hashed once, and whether it has one; the cache lines of each are
+        prefetched. Returns the event time (0 when it has none)."""
         cdef Py_ssize_t c, j
         cdef Plan* p
         cdef Val* slots = self.rules.slots
         cdef Val* t = &slots[self.time_slot]
-        cdef Val* v
-        cdef Val* out
         cdef int64_t ts
-        cdef uint64_t hi, lo, item, gen
-        cdef double value, result
-        cdef bint passes, valid
-        cdef int64_t unused
-        cdef int32_t f, s
+        cdef uint64_t hi, lo, gen
+        cdef bint ok
+        cdef int32_t s
         if t.tag >= T_LAZY:
             materialize(t)
         ts = t.v.i if t.tag == T_INT else 0
@@ -211,25 +211,45 @@ cdef class NativeEngine:
         gen = self.gen
         for c in range(self.n_plans):
             p = &self.plans[c]
-            valid = t.tag == T_INT
+            ok = t.tag == T_INT
             hi = SEED_HI ^ <uint64_t>p.n_by
             lo = SEED_LO ^ <uint64_t>p.n_by
             j = 0
-            while valid and j < p.n_by:
+            while ok and j < p.n_by:
                 s = p.by[j]
                 if self.part_gen[s] != gen:     # the first counter keyed by this field hashes it
                     if val_key_hash(&slots[s], &self.part_hash[2 * s], &self.part_hash[2 * s + 1]) != 1:
-                        valid = False
+                        ok = False
                         break
                     self.part_gen[s] = gen
                 hi = fc_combine(hi, self.part_hash[2 * s])
                 lo = fc_combine(lo, self.part_hash[2 * s + 1])
                 j += 1
-            self.keys[2 * c] = hi
-            self.keys[2 * c + 1] = lo
-            self.valid[c] = valid
-            if valid:
+            keys[2 * c] = hi
+            keys[2 * c + 1] = lo
+            valid[c] = ok
+            if ok:
                 self.store.prefetch(p.store_index, lo, ts)
+        return ts
+
+    cdef int count(self, object event, int mode) except -1:
+        """Count the loaded event (unless evaluating) and make every counter
+        readable from its slot. First every key is hashed (each key field
+        once) and its cache lines prefetched, so the counters' cache misses
+        overlap; the where filters run while the lines arrive; then each
+        counter is updated, which starts loading the lines its read will
+        visit. Reads happen when a rule first needs the value."""
+        cdef Py_ssize_t c
+        cdef Plan* p
+        cdef Val* slots = self.rules.slots
+        cdef Val* v
+        cdef Val* out
+        cdef uint64_t hi, lo, item
+        cdef double value
+        cdef bint passes
+        cdef int64_t unused
+        cdef int32_t f
+        cdef int64_t ts = self.hash_keys(self.keys, self.valid)
         # The where filters run while those lines arrive.
         if self.n_total > self.n_rules:
             self.rules.run_rules(self.n_rules, self.n_total, &unused)
@@ -299,8 +319,6 @@ cdef class NativeEngine:
 
     def decide(self, event, int mode=MODE_DECIDE):
         """Decide (or, with MODE_INGEST, only count) one event."""
-        cdef int64_t score
-        cdef Decision d
         cdef dict ev = event if type(event) is dict else as_event(event)
         if self.store.base == NULL:
             raise ValueError("the engine is closed (its counter store is unmapped)")
@@ -312,15 +330,7 @@ cdef class NativeEngine:
         self.count(ev, mode)
         if mode == MODE_INGEST:
             return None
-        rank = self.rules.run_rules(0, self.n_rules, &score)
-        failed = bits_to_int(self.rules.failed, self.n_rules)
-        if failed:
-            return self.fallback(ev, bits_to_int(self.rules.matched, self.n_rules), failed, self.counter_values())
-        matched = bits_to_int(self.rules.matched, self.n_rules)
-        d = new_decision(<str>self.rules.actions[rank], score, matched, self.rules.meta, self.rules.version)
-        if matched and self.any_counter_reads:
-            d._features = self.features(matched)
-        return d
+        return self.conclude(ev)
 
     def decide_columns(self, dict columns, int mode=MODE_DECIDE):
         """decide() over columns: a dict of equally long 1-D arrays, one per
@@ -329,17 +339,10 @@ cdef class NativeEngine:
         event. A policy that reads ``event`` as a map needs dicts: the caller
         decides rows then."""
         cdef Py_ssize_t i, j, n = -1, m
-        cdef int32_t s, kind, k
-        cdef Val* v
-        cdef int64_t score
-        cdef int64_t iv
+        cdef int32_t s, kind
         cdef list out = []
         cdef list keep = []
-        cdef Decision d
-        cdef int32_t* src_slot
-        cdef int32_t* src_kind
-        cdef int32_t* src_mode
-        cdef void** src_data
+        cdef Column* cols
         for name, col in columns.items():
             if n < 0:
                 n = len(col)
@@ -348,12 +351,9 @@ cdef class NativeEngine:
         if n <= 0:
             return out
         m = self.rules.n_load
-        src_slot = <int32_t*>calloc(max(m, 1), sizeof(int32_t))
-        src_kind = <int32_t*>calloc(max(m, 1), sizeof(int32_t))
-        src_mode = <int32_t*>calloc(max(m, 1), sizeof(int32_t))
-        src_data = <void**>calloc(max(m, 1), sizeof(void*))
+        cols = <Column*>calloc(max(m, 1), sizeof(Column))
         try:
-            if src_slot == NULL or src_kind == NULL or src_mode == NULL or src_data == NULL:
+            if cols == NULL:
                 raise MemoryError()
             # Per loaded slot: mode 0 missing, 1 float64, 2 int64, 3 bool
             # (uint8), 4 a list of Python objects; data points at the values.
@@ -362,23 +362,23 @@ cdef class NativeEngine:
                 kind = self.rules.slot_kinds[s]
                 if kind == K_EVENT:
                     raise TypeError("decide_columns: the rules read `event` as a map; decide rows instead")
-                src_slot[j] = s
-                src_kind[j] = kind
+                cols[j].slot = s
+                cols[j].kind = kind
                 col = columns.get(self.rules.slot_names[s])
                 dt = getattr(col, "dtype", None)
                 if col is None:
-                    src_mode[j] = 0
+                    cols[j].mode = 0
                     continue
                 if dt is not None and dt.kind == "f":
-                    arr, src_mode[j] = np.ascontiguousarray(col, dtype=np.float64), 1
+                    arr, cols[j].mode = np.ascontiguousarray(col, dtype=np.float64), 1
                 elif dt is not None and dt.kind in "iu" and not (dt.kind == "u" and dt.itemsize == 8):
-                    arr, src_mode[j] = np.ascontiguousarray(col, dtype=np.int64), 2
+                    arr, cols[j].mode = np.ascontiguousarray(col, dtype=np.int64), 2
                 elif dt is not None and dt.kind == "b":
-                    arr, src_mode[j] = np.ascontiguousarray(col, dtype=np.uint8), 3
+                    arr, cols[j].mode = np.ascontiguousarray(col, dtype=np.uint8), 3
                 else:
-                    arr, src_mode[j] = list(col.tolist() if hasattr(col, "tolist") else col), 4
+                    arr, cols[j].mode = list(col.tolist() if hasattr(col, "tolist") else col), 4
                 keep.append(arr)
-                src_data[j] = <void*>arr if src_mode[j] == 4 else <void*><size_t>arr.ctypes.data
+                cols[j].data = <void*>arr if cols[j].mode == 4 else <void*><size_t>arr.ctypes.data
             self.columns = columns
             for i in range(n):
                 if self.store.base == NULL:
@@ -387,67 +387,78 @@ cdef class NativeEngine:
                 if self.store.rules_seq() != self.seq:
                     out.append(self.switch(self.row_event(), mode))
                     continue
-                self.rules.has_bail = self.rules.other_fields
-                for j in range(self.rules.n_set):
-                    self.rules.slots[self.rules.set_order[j]].tag = T_ERR
-                for j in range(m):
-                    v = &self.rules.slots[src_slot[j]]
-                    v.aux = 0                           # a T_ERR below is a mistyped field...
-                    kind = src_kind[j]
-                    k = src_mode[j]
-                    if k == 4:
-                        load_field(<object>PyList_GET_ITEM(<object>src_data[j], i), kind, v)
-                        v.aux = 0 if v.tag == T_ERR else v.aux
-                        self.rules.has_bail |= v.tag == T_BAIL
-                    elif k == 1:
-                        if kind == K_DOUBLE:
-                            v.tag = T_DOUBLE
-                            v.v.d = (<double*>src_data[j])[i]
-                        else:
-                            v.tag = T_ERR
-                    elif k == 2:
-                        iv = (<int64_t*>src_data[j])[i]
-                        if kind == K_INT:
-                            v.tag = T_INT
-                            v.v.i = iv
-                        elif kind == K_DOUBLE:
-                            v.tag = T_DOUBLE            # as a dict's int for a double field
-                            v.v.d = <double>iv
-                        elif kind == K_UINT and iv >= 0:
-                            v.tag = T_UINT
-                            v.v.u = <uint64_t>iv
-                        else:
-                            v.tag = T_ERR
-                    elif k == 3:
-                        if kind == K_BOOL:
-                            v.tag = T_BOOL
-                            v.v.i = (<unsigned char*>src_data[j])[i] != 0
-                        else:
-                            v.tag = T_ERR
-                    else:
-                        v.tag = T_ERR                   # ...unless there is no such column
-                        v.aux = ERR_MISSING
+                self.load_row(cols, m, i)
                 self.count(None, mode)
-                if mode == MODE_INGEST:
-                    continue
-                rank = self.rules.run_rules(0, self.n_rules, &score)
-                failed = bits_to_int(self.rules.failed, self.n_rules)
-                if failed:
-                    out.append(self.fallback(self.row_event(), bits_to_int(self.rules.matched, self.n_rules),
-                                             failed, self.counter_values()))
-                    continue
-                matched = bits_to_int(self.rules.matched, self.n_rules)
-                d = new_decision(<str>self.rules.actions[rank], score, matched, self.rules.meta, self.rules.version)
-                if matched and self.any_counter_reads:
-                    d._features = self.features(matched)
-                out.append(d)
+                if mode != MODE_INGEST:
+                    out.append(self.conclude(None))
         finally:
             self.columns = None
-            free(src_slot)
-            free(src_kind)
-            free(src_mode)
-            free(src_data)
+            free(cols)
         return out
+
+    cdef int load_row(self, Column* cols, Py_ssize_t m, Py_ssize_t i) except -1:
+        """Fill the slots from row i of the columns, as load() does from a dict."""
+        cdef Py_ssize_t j
+        cdef int32_t kind, k
+        cdef int64_t iv
+        cdef Val* v
+        self.rules.has_bail = self.rules.other_fields
+        for j in range(self.rules.n_set):
+            self.rules.slots[self.rules.set_order[j]].tag = T_ERR
+        for j in range(m):
+            v = &self.rules.slots[cols[j].slot]
+            v.aux = 0                           # a T_ERR below is a mistyped field...
+            kind = cols[j].kind
+            k = cols[j].mode
+            if k == 4:
+                load_field(<object>PyList_GET_ITEM(<object>cols[j].data, i), kind, v)
+                v.aux = 0 if v.tag == T_ERR else v.aux
+                self.rules.has_bail |= v.tag == T_BAIL
+            elif k == 1:
+                if kind == K_DOUBLE:
+                    v.tag = T_DOUBLE
+                    v.v.d = (<double*>cols[j].data)[i]
+                else:
+                    v.tag = T_ERR
+            elif k == 2:
+                iv = (<int64_t*>cols[j].data)[i]
+                if kind == K_INT:
+                    v.tag = T_INT
+                    v.v.i = iv
+                elif kind == K_DOUBLE:
+                    v.tag = T_DOUBLE            # as a dict's int for a double field
+                    v.v.d = <double>iv
+                elif kind == K_UINT and iv >= 0:
+                    v.tag = T_UINT
+                    v.v.u = <uint64_t>iv
+                else:
+                    v.tag = T_ERR
+            elif k == 3:
+                if kind == K_BOOL:
+                    v.tag = T_BOOL
+                    v.v.i = (<unsigned char*>cols[j].data)[i] != 0
+                else:
+                    v.tag = T_ERR
+            else:
+                v.tag = T_ERR                   # ...unless there is no such column
+                v.aux = ERR_MISSING
+        return 0
+
+    cdef object conclude(self, object event):
+        """Run the rules over the counted event and build its Decision
+        (``event`` None: the current row of decide_columns)."""
+        cdef int64_t score
+        cdef Decision d
+        rank = self.rules.run_rules(0, self.n_rules, &score)
+        failed = bits_to_int(self.rules.failed, self.n_rules)
+        if failed:
+            return self.fallback(event if event is not None else self.row_event(),
+                                 bits_to_int(self.rules.matched, self.n_rules), failed, self.counter_values())
+        matched = bits_to_int(self.rules.matched, self.n_rules)
+        d = new_decision(<str>self.rules.actions[rank], score, matched, self.rules.meta, self.rules.version)
+        if matched and self.any_counter_reads:
+            d._features = self.features(matched)
+        return d
 
     cdef dict row_event(self):
         """The current row of decide_columns as an event dict (for the
