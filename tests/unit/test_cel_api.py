@@ -258,5 +258,5 @@ def test_literal_regex_search_agrees_with_the_regex_engine(pattern, data):
 def test_contains_agrees_with_the_reference(sub, data):
     prog = cel.compile("s.contains(t)", {"s": "string", "t": "string"})
     text = data.draw(planted([sub]))
-    assert prog.native
+    assert prog.native == (fraudcore._native.vm is not None)
     assert prog.evaluate({"s": text, "t": sub}) == prog.evaluate_reference({"s": text, "t": sub}) == (sub in text)
