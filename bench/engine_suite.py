@@ -464,8 +464,10 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
 
     med_d = decide["decide"]["median_over_repeats"]
     upd = counters["ns"]
-    worst_update = max(upd[f"{n}.update.C.{counters['keys']}keys"]["median"] for n in ("count", "sum", "distinct"))
-    worst_batch = max(upd[f"{n}.update_many.C.{counters['keys']}keys"]["median"] for n in ("count", "sum", "distinct"))
+    def worst(op: str) -> float:
+        return max(upd[f"{n}.{op}.C.{counters['keys']}keys"]["median"] for n in ("count", "sum", "distinct"))
+
+    worst_update, worst_batch = worst("update"), worst("update_many")
     targets = [
         {"name": f"counter update, C loop one after another, {counters['keys']:,} keys (worst of count/sum/distinct, median ns)",
          "target": f"<= {TARGETS['counter_update_ns_max']:.0f}", "measured": worst_update,

@@ -192,10 +192,11 @@ cdef class NativeEngine:
         free(self.part_gen)
         free(self.entries)
 
-    cdef int64_t hash_keys(self, uint64_t* keys, bint* valid) except? -1:
-        """Every counter's key (hi, lo) for the loaded event, each key field
-        hashed once, and whether it has one; the cache lines of each are
-        prefetched. Returns the event time (0 when it has none)."""
+    cdef int64_t hash_keys(self) except? -1:
+        """Every counter's key (hi, lo) for the loaded event into keys, each
+        key field hashed once, and whether it has one into valid; the cache
+        lines of each are prefetched. Returns the event time (0 when it has
+        none)."""
         cdef Py_ssize_t c, j
         cdef Plan* p
         cdef Val* slots = self.rules.slots
@@ -225,9 +226,9 @@ cdef class NativeEngine:
                 hi = fc_combine(hi, self.part_hash[2 * s])
                 lo = fc_combine(lo, self.part_hash[2 * s + 1])
                 j += 1
-            keys[2 * c] = hi
-            keys[2 * c + 1] = lo
-            valid[c] = ok
+            self.keys[2 * c] = hi
+            self.keys[2 * c + 1] = lo
+            self.valid[c] = ok
             if ok:
                 self.store.prefetch(p.store_index, lo, ts)
         return ts
@@ -249,7 +250,7 @@ cdef class NativeEngine:
         cdef bint passes
         cdef int64_t unused
         cdef int32_t f
-        cdef int64_t ts = self.hash_keys(self.keys, self.valid)
+        cdef int64_t ts = self.hash_keys()
         # The where filters run while those lines arrive.
         if self.n_total > self.n_rules:
             self.rules.run_rules(self.n_rules, self.n_total, &unused)

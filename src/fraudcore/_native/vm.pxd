@@ -51,7 +51,7 @@ cdef struct Code:
     Py_ssize_t n_int_sets
     Val* stack           # scratch operand stack, as deep as the code is long
 
-cdef int run(Code* code, Val* slots, dict intern, Val* out) except -1
+cdef int run(Code* code, Val* slots, Val* out) except -1
 
 cdef class NativeProgram:
     cdef Code code
