@@ -173,8 +173,10 @@ class FrameReader:
             buf += data
             if len(buf) < self._need:
                 return []  # a large frame arriving in pieces: no re-parse, no copy of the whole
-            data = bytes(buf)
-            buf.clear()
+            # The payloads are views of the filled buffer, which a fresh one
+            # replaces: a frame of many MB is not copied once more.
+            data, self._buf = buf, bytearray()
+            buf = self._buf
         view = memoryview(data)
         frames = []
         pos, end, n = 0, len(data), 0

@@ -354,17 +354,21 @@ def test_too_many_connections():
 def test_request_deadline():
     """Requests that waited in the server past the deadline are answered
     deadline_exceeded, not executed: here the one queued behind a batch."""
-    with ServerProc("--deadline-ms", "100", "--max-frame", str(32 << 20)) as s:
+    with ServerProc("--deadline-ms", "250", "--max-frame", str(64 << 20)) as s:
         sock = s.connect(timeout=60)
         sock.sendall(frame({"id": 0, "op": "health"}))      # the connection is served before the timed part
         assert read_responses(sock, 1)[0].ok
-        # 60,000 decisions take far over 100 ms; the ingest arrives with the
-        # batch's last bytes and waits behind it. The batch has the whole
-        # 100 ms for its own arrival (a loaded machine once took 31 ms
-        # there, which the former 20 ms deadline did not survive).
-        sock.sendall(frame({"id": 1, "op": "decide_batch", "events": events(60_000)}) + frame({"id": 2, "op": "ingest", "event": events(1)[0]}))
+        # Decoding and deciding 120,000 events takes several times the 250 ms
+        # (0.8 s on a quiet machine), and the ingest waits behind it: the
+        # batch's last bytes and the ingest go in one small send after a
+        # pause, so one read completes both. The batch itself waits only for
+        # that read to be split into frames.
+        batch = frame({"id": 1, "op": "decide_batch", "events": events(120_000)})
+        sock.sendall(batch[:-64])
+        time.sleep(0.5)
+        sock.sendall(batch[-64:] + frame({"id": 2, "op": "ingest", "event": events(1)[0]}))
         batch, late = read_responses(sock, 2)
-        assert batch.ok and len(batch.decisions) == 60_000
+        assert batch.ok and len(batch.decisions) == 120_000
         assert late.id == 2 and late.error.code == "deadline_exceeded"
 
 

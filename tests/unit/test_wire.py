@@ -31,8 +31,8 @@ def test_frames_survive_any_split_of_the_stream(payloads, cuts):
     reader = FrameReader(max_frame=300)
     got = []
     for a, b in zip(points, points[1:]):
-        got += [bytes(f) for f in reader.feed(stream[a:b])]
-    assert got == payloads
+        got += reader.feed(stream[a:b])  # views, kept: later feeds must not overwrite them
+    assert [bytes(f) for f in got] == payloads
     assert reader.pending == 0
 
 
