@@ -1,5 +1,5 @@
 # cython: language_level=3
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 cdef extern from "atomics.h" nogil:
     ctypedef struct fc_pair:
@@ -50,6 +50,12 @@ cdef enum:
     ST_DROPPED = 7       # updates that found no slot at all (every probed slot mid-eviction)
     ST_TAKEOVERS = 8     # evictions completed by another process (the evictor died or stalled)
     N_STATS = 9
+
+# What update_run does with each event of a batch (bits of its todo array).
+cdef enum:
+    RUN_COUNT = 1        # count it
+    RUN_FUTURE = 2       # too far ahead (admit said so, in event order): only the statistic
+    RUN_READ = 4         # then read its key's value into out[i]
 
 # One 16-byte time bucket. The first word {stamp, count} changes on every
 # write, which is what makes fc_read_pair's torn-free read valid.
@@ -126,6 +132,10 @@ cdef class CounterStore:
     cdef int update(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms, double value, uint64_t item,
                     void** entry=*) except -1
     cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms, void* entry=*) except? -1.0
+    cdef bint admit(self, int64_t ts_ms) noexcept nogil
+    cdef Py_ssize_t run(self, int counter, Py_ssize_t n, const uint64_t* hi, const uint64_t* lo, const int64_t* ts,
+                        const double* values, const uint64_t* items, const uint8_t* todo, double* out,
+                        Py_ssize_t ahead) noexcept nogil
     cdef void prefetch(self, int counter, uint64_t lo, int64_t ts_ms) noexcept nogil
     cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
                           double value, uint64_t item, void* entry=*) except? -1.0

@@ -722,19 +722,26 @@ cdef bint too_far_ahead(int64_t ts, int64_t mark, int64_t max_future) noexcept n
     return ts > now and <uint64_t>ts - <uint64_t>now > <uint64_t>max_future
 
 
+cdef bint admit_time(int64_t* hwm, int64_t max_future, int64_t ts) noexcept nogil:
+    """Raise the high-water mark to ts, or say ts is too far ahead to count."""
+    cdef int64_t mark = fc_load_i64(hwm)
+    if ts > mark:
+        if too_far_ahead(ts, mark, max_future):
+            return False
+        fc_max_i64(hwm, ts)
+    return True
+
+
 cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t hi, uint64_t lo,
                         int64_t ts, double value, uint64_t item, EntryHead** found=NULL) noexcept nogil:
     """Count one event. Returns 0 when counted, 1 when skipped (see stats).
     ``found`` receives the key's entry, when it has one (a hint for a read
     of the same key that follows)."""
-    cdef int64_t mark, lm, b
+    cdef int64_t lm, b
     cdef EntryHead* e
-    mark = fc_load_i64(hwm)
-    if ts > mark:
-        if too_far_ahead(ts, mark, max_future):
-            fc_add64(&c.stats[ST_FUTURE], 1)
-            return 1
-        fc_max_i64(hwm, ts)
+    if not admit_time(hwm, max_future, ts):
+        fc_add64(&c.stats[ST_FUTURE], 1)
+        return 1
     if c.agg != AGG_COUNT and c.agg != AGG_DISTINCT and not isfinite(value):
         fc_add64(&c.stats[ST_NAN], 1)
         return 1
@@ -765,21 +772,34 @@ cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t h
 
 cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const uint64_t* hi, const uint64_t* lo,
                            const int64_t* ts, const double* values, const uint64_t* items, Py_ssize_t n,
-                           Py_ssize_t ahead) noexcept nogil:
+                           Py_ssize_t ahead, const uint8_t* todo=NULL, double* out=NULL) noexcept nogil:
     """Count n events of one counter (values / items may be NULL: 0).
     Software-pipelined: while event i is counted, the lines of event
     i + ahead are loading, so a batch pays the memory latency once, not per
     event (each update's locked instructions keep the next update's misses
-    from starting early on their own). Returns how many were counted."""
+    from starting early on their own). ``todo`` (NULL: RUN_COUNT for all)
+    says per event what to do (see RUN_COUNT); RUN_READ reads the key into
+    out[i] right after its event, while its lines are in cache. Returns how
+    many were counted."""
     cdef Py_ssize_t i, counted = 0
+    cdef uint8_t f
+    cdef EntryHead* e
     for i in range(ahead if ahead < n else n):
-        prefetch_lines(c, lo[i], floordiv(ts[i], c.res_ms))
+        if todo == NULL or todo[i] & RUN_COUNT:
+            prefetch_lines(c, lo[i], floordiv(ts[i], c.res_ms))
     for i in range(n):
-        if ahead and i + ahead < n:
+        if ahead and i + ahead < n and (todo == NULL or todo[i + ahead] & RUN_COUNT):
             prefetch_lines(c, lo[i + ahead], floordiv(ts[i + ahead], c.res_ms))
-        if update_counter(c, hwm, max_future, hi[i], lo[i], ts[i],
-                          values[i] if values != NULL else 0.0, items[i] if items != NULL else 0) == 0:
+        f = RUN_COUNT if todo == NULL else todo[i]
+        e = NULL
+        if f & RUN_FUTURE:
+            fc_add64(&c.stats[ST_FUTURE], 1)
+        elif f & RUN_COUNT and update_counter(c, hwm, max_future, hi[i], lo[i], ts[i],
+                                              values[i] if values != NULL else 0.0,
+                                              items[i] if items != NULL else 0, &e) == 0:
             counted += 1
+        if f & RUN_READ:
+            out[i] = read_counter_with(c, hi[i], lo[i], ts[i], False, 0.0, 0, e)
     return counted
 
 
@@ -1342,6 +1362,18 @@ cdef class CounterStore:
     cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms, void* entry=NULL) except? -1.0:
         cdef Counter* c = self.counter_ptr(counter)
         return read_counter_with(c, hi, lo, at_ms, False, 0.0, 0, <EntryHead*>entry)
+
+    cdef bint admit(self, int64_t ts_ms) noexcept nogil:
+        """What update() checks first, for an event about to be counted:
+        raise the high-water mark to ts_ms, or say it is too far ahead."""
+        return admit_time(self.hwm, self.max_future_ms, ts_ms)
+
+    cdef Py_ssize_t run(self, int counter, Py_ssize_t n, const uint64_t* hi, const uint64_t* lo, const int64_t* ts,
+                        const double* values, const uint64_t* items, const uint8_t* todo, double* out,
+                        Py_ssize_t ahead) noexcept nogil:
+        """update_run over one counter's column of a batch, with the high-water
+        mark already checked event by event (admit; RUN_FUTURE)."""
+        return update_run(&self.counters[counter], self.hwm, -1, hi, lo, ts, values, items, n, ahead, todo, out)
 
     cdef void prefetch(self, int counter, uint64_t lo, int64_t ts_ms) noexcept nogil:
         """Start loading the cache lines an update or read of key (·, lo) at

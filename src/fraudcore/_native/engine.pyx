@@ -9,8 +9,9 @@ empty), or an error when its key or the event time is missing or mistyped.
 """
 
 from cpython.object cimport PyObject
-from libc.stdint cimport int32_t, int64_t, uint64_t, INT64_MAX
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, INT64_MAX
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset
 from libc.math cimport NAN
 
 import numpy as np
@@ -21,9 +22,12 @@ from fraudcore._native.vm cimport (
     new_decision, bits_to_int, materialize, set_counter_hook, set_current_event, as_event,
 )
 from fraudcore._native.counters cimport (
-    CounterStore, AGG_COUNT, AGG_DISTINCT, SEED_HI, SEED_LO, SEED_ITEM,
+    CounterStore, AGG_COUNT, AGG_DISTINCT, SEED_HI, SEED_LO, SEED_ITEM, RUN_COUNT, RUN_FUTURE, RUN_READ,
     fc_combine, hash_str, hash_str2, hash_int, hash_bool, hash_float, part_hash,
 )
+
+cdef extern from "prefetch.h":
+    void fc_prefetch_ro(const void*) nogil
 
 cdef extern from "Python.h":
     object PyLong_FromUnsignedLongLong(unsigned long long)
@@ -48,11 +52,37 @@ cdef struct Plan:
     int32_t by[16]         # the slots of its key fields
 
 
+# decide_columns counts a block of rows at a time, counter by counter, so
+# that one counter's updates pipeline their cache misses across rows.
+cdef enum:
+    BLOCK_ROWS = 128
+    BLOCK_AHEAD = 8         # rows ahead whose lines are prefetched (as update_many)
+    PREFETCH_ROWS = 4       # rows ahead whose field objects load_row prefetches
+    ROW_KEYED = 8           # a todo bit beside RUN_*: the row has this counter's key
+
+
+cdef struct Block:
+    Py_ssize_t rows        # capacity; per counter c its rows are at [c * rows, (c + 1) * rows)
+    uint64_t* hi
+    uint64_t* lo
+    double* values
+    uint64_t* items
+    uint8_t* todo
+    double* out            # the value read right after the row was counted (RUN_READ)
+    int64_t* ts            # per row
+    uint64_t* lazy         # a set of (counter, key) fingerprints that rows read later, not counted
+    uint64_t lazy_mask
+    Val* saved             # per row: its slots once prepared (n_slots each), for its decision
+    bint* bail             # per row: the rule set's has_bail for it
+    Py_ssize_t n_slots
+
+
 cdef struct Column:
     int32_t slot           # decide_columns: the slot a column fills
     int32_t kind           # the slot's declared kind
     int32_t mode           # 0 no such column, 1 float64, 2 int64, 3 bool (uint8), 4 a list of objects
     void* data             # the array's values, or the list
+    Py_ssize_t n           # its length
 
 
 cdef inline int val_hash(Val* v, uint64_t seed, uint64_t* out) except -1:
@@ -94,6 +124,72 @@ cdef inline int val_key_hash(Val* v, uint64_t* hi, uint64_t* lo) except -1:
     return 1
 
 
+cdef int block_init(Block* blk, Py_ssize_t n_plans, Py_ssize_t rows, Py_ssize_t n_slots) except -1:
+    cdef Py_ssize_t cells = max(n_plans, 1) * rows, lazy = 1
+    while lazy < 2 * cells:
+        lazy <<= 1
+    blk.rows = rows
+    blk.hi = <uint64_t*>calloc(cells, sizeof(uint64_t))
+    blk.lo = <uint64_t*>calloc(cells, sizeof(uint64_t))
+    blk.values = <double*>calloc(cells, sizeof(double))
+    blk.items = <uint64_t*>calloc(cells, sizeof(uint64_t))
+    blk.todo = <uint8_t*>calloc(cells, sizeof(uint8_t))
+    blk.out = <double*>calloc(cells, sizeof(double))
+    blk.ts = <int64_t*>calloc(rows, sizeof(int64_t))
+    blk.lazy = <uint64_t*>calloc(lazy, sizeof(uint64_t))
+    blk.lazy_mask = <uint64_t>(lazy - 1)
+    blk.n_slots = n_slots
+    blk.saved = <Val*>calloc(max(n_slots, 1) * rows, sizeof(Val))
+    blk.bail = <bint*>calloc(rows, sizeof(bint))
+    if (blk.hi == NULL or blk.lo == NULL or blk.values == NULL or blk.items == NULL or blk.todo == NULL
+            or blk.out == NULL or blk.ts == NULL or blk.lazy == NULL or blk.saved == NULL or blk.bail == NULL):
+        block_free(blk)
+        raise MemoryError()
+    return 0
+
+
+cdef void block_free(Block* blk) noexcept:
+    free(blk.hi)
+    free(blk.lo)
+    free(blk.values)
+    free(blk.items)
+    free(blk.todo)
+    free(blk.out)
+    free(blk.ts)
+    free(blk.lazy)
+    free(blk.saved)
+    free(blk.bail)
+    blk.hi = blk.lo = blk.items = blk.lazy = NULL
+    blk.values = blk.out = NULL
+    blk.todo = NULL
+    blk.ts = NULL
+    blk.saved = NULL
+    blk.bail = NULL
+
+
+cdef inline uint64_t lazy_print(Py_ssize_t c, uint64_t lo) noexcept:
+    """A (counter, key) fingerprint, never 0 (empty). A collision only ends
+    a block early."""
+    cdef uint64_t h = fc_combine(lo, <uint64_t>c + 1)
+    return h if h else 1
+
+
+cdef bint lazy_has(Block* blk, Py_ssize_t c, uint64_t lo) noexcept:
+    cdef uint64_t h = lazy_print(c, lo), i = h & blk.lazy_mask
+    while blk.lazy[i]:
+        if blk.lazy[i] == h:
+            return True
+        i = (i + 1) & blk.lazy_mask
+    return False
+
+
+cdef void lazy_add(Block* blk, Py_ssize_t c, uint64_t lo) noexcept:
+    cdef uint64_t h = lazy_print(c, lo), i = h & blk.lazy_mask
+    while blk.lazy[i] and blk.lazy[i] != h:
+        i = (i + 1) & blk.lazy_mask
+    blk.lazy[i] = h
+
+
 cdef class NativeEngine:
     """A policy's rule set (decision rules first, then the counters' where
     filters) bound to a counter store."""
@@ -115,6 +211,7 @@ cdef class NativeEngine:
     cdef uint64_t* keys            # per counter: the current event's (hi, lo)
     cdef bint* valid               # per counter: whether the current event has a key
     cdef bint* dry                 # per counter: read as if the event were counted (evaluate)
+    cdef bint* passes              # per counter: the event counts (its where filter passes, it has a value)
     cdef double* values            # per counter: the event's value (sum, min, max, avg)
     cdef uint64_t* items           # per counter: the event's item hash (distinct)
     cdef void** entries            # per counter: where the update found the key (a hint for the read)
@@ -130,6 +227,7 @@ cdef class NativeEngine:
         self.keys = NULL
         self.valid = NULL
         self.dry = NULL
+        self.passes = NULL
         self.values = NULL
         self.items = NULL
         self.part_hash = NULL
@@ -159,13 +257,14 @@ cdef class NativeEngine:
         self.keys = <uint64_t*>calloc(2 * max(self.n_plans, 1), sizeof(uint64_t))
         self.valid = <bint*>calloc(max(self.n_plans, 1), sizeof(bint))
         self.dry = <bint*>calloc(max(self.n_plans, 1), sizeof(bint))
+        self.passes = <bint*>calloc(max(self.n_plans, 1), sizeof(bint))
         self.values = <double*>calloc(max(self.n_plans, 1), sizeof(double))
         self.items = <uint64_t*>calloc(max(self.n_plans, 1), sizeof(uint64_t))
         self.part_hash = <uint64_t*>calloc(2 * max(rules.n_slots, 1), sizeof(uint64_t))
         self.part_gen = <uint64_t*>calloc(max(rules.n_slots, 1), sizeof(uint64_t))
         self.gen = 1
         self.entries = <void**>calloc(max(self.n_plans, 1), sizeof(void*))
-        if (self.plans == NULL or self.keys == NULL or self.valid == NULL or self.dry == NULL
+        if (self.plans == NULL or self.keys == NULL or self.valid == NULL or self.dry == NULL or self.passes == NULL
                 or self.values == NULL or self.items == NULL or self.part_hash == NULL or self.part_gen == NULL
                 or self.entries == NULL):
             raise MemoryError()
@@ -186,17 +285,18 @@ cdef class NativeEngine:
         free(self.keys)
         free(self.valid)
         free(self.dry)
+        free(self.passes)
         free(self.values)
         free(self.items)
         free(self.part_hash)
         free(self.part_gen)
         free(self.entries)
 
-    cdef int64_t hash_keys(self) except? -1:
+    cdef int64_t hash_keys(self, bint prefetch) except? -1:
         """Every counter's key (hi, lo) for the loaded event into keys, each
-        key field hashed once, and whether it has one into valid; the cache
-        lines of each are prefetched. Returns the event time (0 when it has
-        none)."""
+        key field hashed once, and whether it has one into valid; with
+        ``prefetch`` the cache lines of each start loading. Returns the event
+        time (0 when it has none)."""
         cdef Py_ssize_t c, j
         cdef Plan* p
         cdef Val* slots = self.rules.slots
@@ -229,39 +329,32 @@ cdef class NativeEngine:
             self.keys[2 * c] = hi
             self.keys[2 * c + 1] = lo
             self.valid[c] = ok
-            if ok:
+            if ok and prefetch:
                 self.store.prefetch(p.store_index, lo, ts)
         return ts
 
-    cdef int count(self, object event, int mode) except -1:
-        """Count the loaded event (unless evaluating) and make every counter
-        readable from its slot. First every key is hashed (each key field
-        once) and its cache lines prefetched, so the counters' cache misses
-        overlap; the where filters run while the lines arrive; then each
-        counter is updated, which starts loading the lines its read will
-        visit. Reads happen when a rule first needs the value."""
+    cdef int64_t prepare(self, object event, bint prefetch) except? -1:
+        """For the loaded event, per counter: its key (keys, valid), whether
+        the event counts (passes: the where filter, a value to add) and what
+        it adds (values, items). Returns the event time."""
         cdef Py_ssize_t c
         cdef Plan* p
         cdef Val* slots = self.rules.slots
         cdef Val* v
-        cdef Val* out
-        cdef uint64_t hi, lo, item
+        cdef uint64_t item
         cdef double value
         cdef bint passes
         cdef int64_t unused
         cdef int32_t f
-        cdef int64_t ts = self.hash_keys()
+        cdef int64_t ts = self.hash_keys(prefetch)
         # The where filters run while those lines arrive.
         if self.n_total > self.n_rules:
             self.rules.run_rules(self.n_rules, self.n_total, &unused)
         for c in range(self.n_plans):
             p = &self.plans[c]
-            out = &slots[p.slot]
+            self.passes[c] = False
             if not self.valid[c]:
-                out.tag = T_ERR     # no event time, or a key field missing or mistyped
                 continue
-            hi = self.keys[2 * c]
-            lo = self.keys[2 * c + 1]
             value = 0.0
             item = 0
             passes = True
@@ -288,41 +381,66 @@ cdef class NativeEngine:
                     set_current_event(event, self.rules.hints)    # Python ran: it may have decided other events
                 else:
                     passes = (self.rules.matched[f >> 6] >> (f & 63)) & 1
-            self.entries[c] = NULL
-            if passes and mode != MODE_EVALUATE:
-                self.store.update(p.store_index, hi, lo, ts, value, item, &self.entries[c])
-            # Read when a rule first needs it (materialize → read_hook).
-            self.dry[c] = passes and mode == MODE_EVALUATE
+            self.passes[c] = passes
             self.values[c] = value
             self.items[c] = item
-            out.tag = T_COUNTER
-            out.aux = <int32_t>c
-            out.v.o = <PyObject*>self
         self.ts = ts
+        return ts
+
+    cdef int count(self, object event, int mode) except -1:
+        """Count the loaded event (unless evaluating) and make every counter
+        readable from its slot. First every key is hashed (each key field
+        once) and its cache lines prefetched, so the counters' cache misses
+        overlap; the where filters run while the lines arrive; then each
+        counter is updated, which starts loading the lines its read will
+        visit. Reads happen when a rule first needs the value."""
+        cdef Py_ssize_t c
+        cdef Val* out
+        self.prepare(event, True)
+        for c in range(self.n_plans):
+            out = &self.rules.slots[self.plans[c].slot]
+            if not self.valid[c]:
+                out.tag = T_ERR     # no event time, or a key field missing or mistyped
+                continue
+            self.entries[c] = NULL
+            if self.passes[c] and mode != MODE_EVALUATE:
+                self.store.update(self.plans[c].store_index, self.keys[2 * c], self.keys[2 * c + 1], self.ts,
+                                  self.values[c], self.items[c], &self.entries[c])
+            self.dry[c] = self.passes[c] and mode == MODE_EVALUATE
+            self.unread(c, out)
         return 0
+
+    cdef inline void unread(self, Py_ssize_t c, Val* out) noexcept:
+        """Counter c's slot, read when a rule first needs it (materialize →
+        read_hook)."""
+        out.tag = T_COUNTER
+        out.aux = <int32_t>c
+        out.v.o = <PyObject*>self
 
     cdef int read(self, int32_t c, Val* out) except -1:
         """Read counter c for the current event into ``out``."""
         cdef Plan* p = &self.plans[c]
         cdef uint64_t hi = self.keys[2 * c], lo = self.keys[2 * c + 1]
-        cdef double result
         if self.dry[c]:
-            result = self.store.read_with(p.store_index, hi, lo, self.ts, self.values[c], self.items[c])
+            self.set_value(c, self.store.read_with(p.store_index, hi, lo, self.ts, self.values[c], self.items[c]), out)
         else:
-            result = self.store.read(p.store_index, hi, lo, self.ts, self.entries[c])
-        if p.agg == AGG_COUNT or p.agg == AGG_DISTINCT:
+            self.set_value(c, self.store.read(p.store_index, hi, lo, self.ts, self.entries[c]), out)
+        return 0
+
+    cdef inline void set_value(self, Py_ssize_t c, double result, Val* out) noexcept:
+        """A value the store read for counter c, as its slot holds it."""
+        cdef int32_t agg = self.plans[c].agg
+        if agg == AGG_COUNT or agg == AGG_DISTINCT:
             out.tag = T_INT
             out.v.i = <int64_t>result
         else:
             out.tag = T_DOUBLE
             out.v.d = result
-        return 0
 
     def decide(self, event, int mode=MODE_DECIDE):
         """Decide (or, with MODE_INGEST, only count) one event."""
         cdef dict ev = event if type(event) is dict else as_event(event)
-        if self.store.base == NULL:
-            raise ValueError("the engine is closed (its counter store is unmapped)")
+        self.check_open()
         if self.store.rules_seq() != self.seq:
             # Another process (or this one) published new rules in the shared
             # region: every process moves to them on its next event.
@@ -380,22 +498,140 @@ cdef class NativeEngine:
                     arr, cols[j].mode = list(col.tolist() if hasattr(col, "tolist") else col), 4
                 keep.append(arr)
                 cols[j].data = <void*>arr if cols[j].mode == 4 else <void*><size_t>arr.ctypes.data
+                cols[j].n = n
             self.columns = columns
-            for i in range(n):
-                if self.store.base == NULL:
-                    raise ValueError("the engine is closed (its counter store is unmapped)")
-                self.row = i
-                if self.store.rules_seq() != self.seq:
-                    out.append(self.switch(self.row_event(), mode))
-                    continue
-                self.load_row(cols, m, i)
-                self.count(None, mode)
-                if mode != MODE_INGEST:
-                    out.append(self.conclude(None))
+            if mode == MODE_EVALUATE or self.n_plans == 0:
+                self.rows_one_by_one(cols, m, 0, n, mode, out)
+            else:
+                self.rows_in_blocks(cols, m, n, mode, out)
         finally:
             self.columns = None
             free(cols)
         return out
+
+    cdef int rows_one_by_one(self, Column* cols, Py_ssize_t m, Py_ssize_t start, Py_ssize_t n, int mode,
+                             list out) except -1:
+        """Rows start..n as decide() would take them one after another."""
+        cdef Py_ssize_t i
+        for i in range(start, n):
+            self.check_open()
+            self.row = i
+            if self.store.rules_seq() != self.seq:
+                out.append(self.switch(self.row_event(), mode))
+                continue
+            self.load_row(cols, m, i)
+            self.count(None, mode)
+            if mode != MODE_INGEST:
+                out.append(self.conclude(None))
+        return 0
+
+    cdef int rows_in_blocks(self, Column* cols, Py_ssize_t m, Py_ssize_t n, int mode, list out) except -1:
+        """Rows 0..n, counted (and decided) a block at a time: each row is
+        prepared (keys, filters, values); then each counter counts the
+        block's rows in order, pipelined, and reads each counted row's value
+        right after it, which is the value decide() would read; then each
+        row is decided on those values. A counter a row does not count is
+        read when a rule needs it, in the decision: so no later row of its
+        block may count that key (fill_block ends the block before one
+        would). The same counts, values and decisions as one row after
+        another; not for evaluate, which reads as if each row alone were
+        counted."""
+        cdef Block blk
+        cdef Py_ssize_t i = 0, b, r, c, k
+        cdef Plan* p
+        block_init(&blk, self.n_plans, BLOCK_ROWS, self.rules.n_slots)
+        try:
+            while i < n:
+                self.check_open()
+                if self.store.rules_seq() != self.seq:
+                    return self.rows_one_by_one(cols, m, i, n, mode, out)   # each row moves to the new rules
+                b = self.fill_block(&blk, cols, m, i, n, mode)
+                for c in range(self.n_plans):
+                    k = c * blk.rows
+                    self.store.run(self.plans[c].store_index, b, &blk.hi[k], &blk.lo[k], blk.ts,
+                                   &blk.values[k], &blk.items[k], &blk.todo[k], &blk.out[k], BLOCK_AHEAD)
+                if mode == MODE_DECIDE:
+                    for r in range(b):
+                        self.row = i + r
+                        self.set_counters(&blk, r)
+                        out.append(self.conclude(None))
+                i += b
+        finally:
+            block_free(&blk)
+        return 0
+
+    cdef Py_ssize_t fill_block(self, Block* blk, Column* cols, Py_ssize_t m, Py_ssize_t start, Py_ssize_t n,
+                               int mode) except -1:
+        """Prepare rows from start into the block, as many as fit; fewer when
+        a row would count a key an earlier row of the block reads later.
+        Checks each counting row's time against the high-water mark, in row
+        order, as update() would. Returns how many rows it holds."""
+        cdef Py_ssize_t b = 0, c, k
+        cdef uint8_t f
+        cdef bint counts, future
+        memset(blk.lazy, 0, (blk.lazy_mask + 1) * sizeof(uint64_t))
+        while b < blk.rows and start + b < n:
+            self.row = start + b
+            self.load_row(cols, m, start + b)
+            self.prepare(None, False)
+            counts = False
+            for c in range(self.n_plans):
+                if self.passes[c]:
+                    counts = True
+                    if b and mode == MODE_DECIDE and lazy_has(blk, c, self.keys[2 * c + 1]):
+                        return b    # this row comes first in the next block
+            future = counts and not self.store.admit(self.ts)
+            for c in range(self.n_plans):
+                k = c * blk.rows + b
+                f = 0
+                if self.valid[c]:
+                    f = ROW_KEYED
+                    if self.passes[c]:
+                        f |= RUN_FUTURE if future else RUN_COUNT
+                        if mode == MODE_DECIDE:
+                            f |= RUN_READ
+                    elif mode == MODE_DECIDE:
+                        lazy_add(blk, c, self.keys[2 * c + 1])
+                blk.todo[k] = f
+                blk.hi[k] = self.keys[2 * c]
+                blk.lo[k] = self.keys[2 * c + 1]
+                blk.values[k] = self.values[c]
+                blk.items[k] = self.items[c]
+            blk.ts[b] = self.ts
+            memcpy(&blk.saved[b * blk.n_slots], self.rules.slots, blk.n_slots * sizeof(Val))
+            blk.bail[b] = self.rules.has_bail
+            b += 1
+        return b
+
+    cdef void set_counters(self, Block* blk, Py_ssize_t r) noexcept:
+        """Row r's slots as prepared, and its counters: the value read when
+        it was counted, or unread (its key in keys) where the row did not
+        count it."""
+        cdef Py_ssize_t c, k
+        cdef Val* out
+        cdef uint8_t f
+        memcpy(self.rules.slots, &blk.saved[r * blk.n_slots], blk.n_slots * sizeof(Val))
+        self.rules.has_bail = blk.bail[r]
+        for c in range(self.n_plans):
+            k = c * blk.rows + r
+            f = blk.todo[k]
+            out = &self.rules.slots[self.plans[c].slot]
+            if not f & ROW_KEYED:
+                out.tag = T_ERR
+            elif f & RUN_READ:
+                self.set_value(c, blk.out[k], out)
+            else:
+                self.keys[2 * c] = blk.hi[k]
+                self.keys[2 * c + 1] = blk.lo[k]
+                self.entries[c] = NULL
+                self.dry[c] = False
+                self.unread(c, out)
+        self.ts = blk.ts[r]
+
+    cdef inline int check_open(self) except -1:
+        if self.store.base == NULL:
+            raise ValueError("the engine is closed (its counter store is unmapped)")
+        return 0
 
     cdef int load_row(self, Column* cols, Py_ssize_t m, Py_ssize_t i) except -1:
         """Fill the slots from row i of the columns, as load() does from a dict."""
@@ -412,6 +648,11 @@ cdef class NativeEngine:
             kind = cols[j].kind
             k = cols[j].mode
             if k == 4:
+                # The objects of a column lie anywhere in the heap: start
+                # loading those a few rows ahead (a key column of a million
+                # users misses the cache on every row).
+                if i + PREFETCH_ROWS < cols[j].n:
+                    fc_prefetch_ro(PyList_GET_ITEM(<object>cols[j].data, i + PREFETCH_ROWS))
                 load_field(<object>PyList_GET_ITEM(<object>cols[j].data, i), kind, v)
                 v.aux = 0 if v.tag == T_ERR else v.aux
                 self.rules.has_bail |= v.tag == T_BAIL
