@@ -413,11 +413,15 @@ def test_decide_many_columns_equal_list():
     events = s.events(800)
     a = Engine.from_file(EXAMPLE, capacity=4096)
     b = Engine.from_file(EXAMPLE, capacity=4096)
+    c = Engine.from_file(EXAMPLE, capacity=4096)
     by_list = a.decide_many(events)
     by_cols = b.decide_many(cols)
+    # Columns as Python lists, and object columns as strided views.
+    by_py = c.decide_many({k: (v.tolist() if v.dtype != object else np.repeat(v, 2)[::2]) for k, v in cols.items()})
     assert len(by_cols) == 800
     assert [i for i, (x, y) in enumerate(zip(by_list, by_cols)) if not same_decision(x, y)] == []
-    a.close(), b.close()
+    assert [i for i, (x, y) in enumerate(zip(by_list, by_py)) if not same_decision(x, y)] == []
+    a.close(), b.close(), c.close()
 
 
 @pytest.mark.parametrize("mode", ["decide", "evaluate", "ingest"])

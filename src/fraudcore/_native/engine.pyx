@@ -31,7 +31,7 @@ cdef extern from "prefetch.h":
 
 cdef extern from "Python.h":
     object PyLong_FromUnsignedLongLong(unsigned long long)
-    PyObject* PyList_GET_ITEM(object, Py_ssize_t)
+    PyObject** PySequence_Fast_ITEMS(object)
 
 # What one call does.
 cdef enum:
@@ -80,7 +80,7 @@ cdef struct Block:
 cdef struct Column:
     int32_t slot           # decide_columns: the slot a column fills
     int32_t kind           # the slot's declared kind
-    int32_t mode           # 0 no such column, 1 float64, 2 int64, 3 bool (uint8), 4 a list of objects
+    int32_t mode           # 0 no such column, 1 float64, 2 int64, 3 bool (uint8), 4 Python objects
     void* data             # the array's values, or the list
     Py_ssize_t n           # its length
 
@@ -295,8 +295,9 @@ cdef class NativeEngine:
     cdef int64_t hash_keys(self, bint prefetch) except? -1:
         """Every counter's key (hi, lo) for the loaded event into keys, each
         key field hashed once, and whether it has one into valid; with
-        ``prefetch`` the cache lines of each start loading. Returns the event
-        time (0 when it has none)."""
+        ``prefetch`` the cache lines of each counter the event may count
+        start loading (the where filters have run). Returns the event time
+        (0 when it has none)."""
         cdef Py_ssize_t c, j
         cdef Plan* p
         cdef Val* slots = self.rules.slots
@@ -329,9 +330,15 @@ cdef class NativeEngine:
             self.keys[2 * c] = hi
             self.keys[2 * c + 1] = lo
             self.valid[c] = ok
-            if ok and prefetch:
+            if ok and prefetch and self.may_count(p):
                 self.store.prefetch(p.store_index, lo, ts)
         return ts
+
+    cdef inline bint may_count(self, Plan* p) noexcept:
+        """Whether counter p's where filter passed, or left the answer to
+        the reference path."""
+        cdef int32_t f = p.filter_rule
+        return f < 0 or ((self.rules.matched[f >> 6] | self.rules.failed[f >> 6]) >> (f & 63)) & 1
 
     cdef int64_t prepare(self, object event, bint prefetch) except? -1:
         """For the loaded event, per counter: its key (keys, valid), whether
@@ -346,10 +353,13 @@ cdef class NativeEngine:
         cdef bint passes
         cdef int64_t unused
         cdef int32_t f
-        cdef int64_t ts = self.hash_keys(prefetch)
-        # The where filters run while those lines arrive.
+        cdef int64_t ts
+        # The where filters first: lines are prefetched only for the
+        # counters the event may count (the line fill buffers are few, and
+        # a trade counts a third of the example's counters).
         if self.n_total > self.n_rules:
             self.rules.run_rules(self.n_rules, self.n_total, &unused)
+        ts = self.hash_keys(prefetch)
         for c in range(self.n_plans):
             p = &self.plans[c]
             self.passes[c] = False
@@ -389,9 +399,9 @@ cdef class NativeEngine:
 
     cdef int count(self, object event, int mode) except -1:
         """Count the loaded event (unless evaluating) and make every counter
-        readable from its slot. First every key is hashed (each key field
-        once) and its cache lines prefetched, so the counters' cache misses
-        overlap; the where filters run while the lines arrive; then each
+        readable from its slot. First the where filters run, then every key
+        is hashed (each key field once) and the cache lines of the counters
+        the event counts are prefetched, so their misses overlap; then each
         counter is updated, which starts loading the lines its read will
         visit. Reads happen when a rule first needs the value."""
         cdef Py_ssize_t c
@@ -475,7 +485,7 @@ cdef class NativeEngine:
             if cols == NULL:
                 raise MemoryError()
             # Per loaded slot: mode 0 missing, 1 float64, 2 int64, 3 bool
-            # (uint8), 4 a list of Python objects; data points at the values.
+            # (uint8), 4 Python objects (an object array, or a list); data points at the values.
             for j in range(m):
                 s = self.rules.load_order[j]
                 kind = self.rules.slot_kinds[s]
@@ -494,10 +504,13 @@ cdef class NativeEngine:
                     arr, cols[j].mode = np.ascontiguousarray(col, dtype=np.int64), 2
                 elif dt is not None and dt.kind == "b":
                     arr, cols[j].mode = np.ascontiguousarray(col, dtype=np.uint8), 3
+                elif dt is not None and dt.kind == "O":
+                    arr, cols[j].mode = np.ascontiguousarray(col), 4     # its data: the object pointers
                 else:
                     arr, cols[j].mode = list(col.tolist() if hasattr(col, "tolist") else col), 4
                 keep.append(arr)
-                cols[j].data = <void*>arr if cols[j].mode == 4 else <void*><size_t>arr.ctypes.data
+                cols[j].data = (<void*>PySequence_Fast_ITEMS(arr) if type(arr) is list
+                                else <void*><size_t>arr.ctypes.data)
                 cols[j].n = n
             self.columns = columns
             if mode == MODE_EVALUATE or self.n_plans == 0:
@@ -652,8 +665,8 @@ cdef class NativeEngine:
                 # loading those a few rows ahead (a key column of a million
                 # users misses the cache on every row).
                 if i + PREFETCH_ROWS < cols[j].n:
-                    fc_prefetch_ro(PyList_GET_ITEM(<object>cols[j].data, i + PREFETCH_ROWS))
-                load_field(<object>PyList_GET_ITEM(<object>cols[j].data, i), kind, v)
+                    fc_prefetch_ro((<PyObject**>cols[j].data)[i + PREFETCH_ROWS])
+                load_field(<object>(<PyObject**>cols[j].data)[i], kind, v)
                 v.aux = 0 if v.tag == T_ERR else v.aux
                 self.rules.has_bail |= v.tag == T_BAIL
             elif k == 1:
