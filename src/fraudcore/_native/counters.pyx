@@ -781,15 +781,24 @@ cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const u
     says per event what to do (see RUN_COUNT); RUN_READ reads the key into
     out[i] right after its event, while its lines are in cache. Returns how
     many were counted."""
-    cdef Py_ssize_t i, counted = 0
+    cdef Py_ssize_t i, j, counted = 0
     cdef uint8_t f
     cdef EntryHead* e
+    cdef fc_pair k
     for i in range(ahead if ahead < n else n):
         if todo == NULL or todo[i] & RUN_COUNT:
             prefetch_lines(c, lo[i], floordiv(ts[i], c.res_ms))
     for i in range(n):
         if ahead and i + ahead < n and (todo == NULL or todo[i + ahead] & RUN_COUNT):
             prefetch_lines(c, lo[i + ahead], floordiv(ts[i + ahead], c.res_ms))
+        # A second stage for the reads: halfway, the head line has arrived,
+        # and says which ring lines the event's read will visit.
+        j = i + ahead // 2
+        if out != NULL and ahead and j < n and todo[j] & RUN_READ:
+            e = entry_at(c, lo[j] & c.mask)
+            k = fc_peek_pair(&e.hi)         # a hint only: a key elsewhere is not prefetched
+            if k.a == (hi[j] | KEY_BITS) and k.b == lo[j]:
+                prefetch_used(c, e)
         f = RUN_COUNT if todo == NULL else todo[i]
         e = NULL
         if f & RUN_FUTURE:
