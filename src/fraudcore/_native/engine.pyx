@@ -81,7 +81,7 @@ cdef struct Column:
     int32_t slot           # decide_columns: the slot a column fills
     int32_t kind           # the slot's declared kind
     int32_t mode           # 0 no such column, 1 float64, 2 int64, 3 bool (uint8), 4 Python objects
-    void* data             # the array's values, or the list
+    void* data             # its values: numbers, or PyObject* pointers (an object array's, a list's items)
     Py_ssize_t n           # its length
 
 
