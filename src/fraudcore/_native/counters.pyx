@@ -794,7 +794,7 @@ cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const u
         # A second stage for the reads: halfway, the head line has arrived,
         # and says which ring lines the event's read will visit.
         j = i + ahead // 2
-        if out != NULL and ahead and j < n and todo[j] & RUN_READ:
+        if out != NULL and todo != NULL and ahead and j < n and todo[j] & RUN_READ:
             e = entry_at(c, lo[j] & c.mask)
             k = fc_peek_pair(&e.hi)         # a hint only: a key elsewhere is not prefetched
             if k.a == (hi[j] | KEY_BITS) and k.b == lo[j]:
@@ -807,7 +807,7 @@ cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const u
                                               values[i] if values != NULL else 0.0,
                                               items[i] if items != NULL else 0, &e) == 0:
             counted += 1
-        if f & RUN_READ:
+        if f & RUN_READ and out != NULL:
             out[i] = read_counter_with(c, hi[i], lo[i], ts[i], False, 0.0, 0, e)
     return counted
 
