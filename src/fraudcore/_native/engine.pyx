@@ -159,12 +159,6 @@ cdef void block_free(Block* blk) noexcept:
     free(blk.lazy)
     free(blk.saved)
     free(blk.bail)
-    blk.hi = blk.lo = blk.items = blk.lazy = NULL
-    blk.values = blk.out = NULL
-    blk.todo = NULL
-    blk.ts = NULL
-    blk.saved = NULL
-    blk.bail = NULL
 
 
 cdef inline uint64_t lazy_print(Py_ssize_t c, uint64_t lo) noexcept:
@@ -652,9 +646,7 @@ cdef class NativeEngine:
         cdef int32_t kind, k
         cdef int64_t iv
         cdef Val* v
-        self.rules.has_bail = self.rules.other_fields
-        for j in range(self.rules.n_set):
-            self.rules.slots[self.rules.set_order[j]].tag = T_ERR
+        self.rules.reset()
         for j in range(m):
             v = &self.rules.slots[cols[j].slot]
             v.aux = 0                           # a T_ERR below is a mistyped field...

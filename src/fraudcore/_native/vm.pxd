@@ -91,11 +91,9 @@ cdef class NativeRuleSet:
     cdef int32_t* slot_kinds
     cdef int32_t* load_order       # slots loaded from the event
     cdef Py_ssize_t n_load
-    cdef int32_t* set_order        # slots the caller fills (reset to errors by load)
-    cdef Val* template             # every slot's state before an event (load copies it)
+    cdef Val* template             # every slot's state before an event (reset copies it)
     cdef Py_ssize_t event_slot     # the slot of ``event`` as a map, or -1
     cdef Py_ssize_t* hints         # per slot: where its field sat in the last event's dict (dictpeek.h)
-    cdef Py_ssize_t n_set
     cdef Py_ssize_t n_slots
     cdef Val* slots
     cdef int32_t** reads           # per rule: slots it reads, -1 terminated
@@ -121,6 +119,7 @@ cdef class NativeRuleSet:
     cdef bint has_bail             # some loaded slot holds T_BAIL (readers go to the reference path)
 
     cdef int load(self, dict event, bint prefetch=*) except -1
+    cdef void reset(self) noexcept
 
     cdef int32_t dispatch_slot     # the field most string guards test, or -1
     cdef uint64_t** groups         # per interned id: the rules guarded on that value (NULL: none)

@@ -981,7 +981,6 @@ cdef class NativeRuleSet:
         self.matched = NULL
         self.failed = NULL
         self.hits = NULL
-        self.set_order = NULL
         self.template = NULL
         self.hints = NULL
         self.always = NULL
@@ -1023,10 +1022,8 @@ cdef class NativeRuleSet:
                 or self.thresholds == NULL):
             raise MemoryError()
         self.n_load = 0
-        self.n_set = 0
-        self.set_order = <int32_t*>malloc(max(self.n_slots, 1) * sizeof(int32_t))
         self.hints = <Py_ssize_t*>malloc(max(self.n_slots, 1) * sizeof(Py_ssize_t))
-        if self.set_order == NULL or self.hints == NULL:
+        if self.hints == NULL:
             raise MemoryError()
         for i in range(self.n_slots):
             self.hints[i] = -1
@@ -1036,10 +1033,7 @@ cdef class NativeRuleSet:
             if slot_kinds[i] != K_SET:
                 self.load_order[self.n_load] = i
                 self.n_load += 1
-            else:
-                self.set_order[self.n_set] = i
-                self.n_set += 1
-        # The slots' state before an event, which load() copies: a field is
+        # The slots' state before an event, which reset() copies: a field is
         # looked up when first read (T_LAZY, aux: its kind and slot, v: its
         # name), ``event`` is the event map, a counter is an error until set.
         self.template = <Val*>calloc(max(self.n_slots, 1), sizeof(Val))
@@ -1092,7 +1086,6 @@ cdef class NativeRuleSet:
 
     def __dealloc__(self):
         cdef Py_ssize_t i
-        free(self.set_order)
         free(self.template)
         free(self.hints)
         if self.groups != NULL:
@@ -1137,10 +1130,7 @@ cdef class NativeRuleSet:
         cdef int32_t s
         cdef PyObject* item
         set_current_event(event, self.hints)
-        self.has_bail = self.other_fields
-        # Every slot back to its state before any event (fields lazy,
-        # caller-filled counters errors until filled): one copy.
-        memcpy(self.slots, self.template, <size_t>self.n_slots * sizeof(Val))
+        self.reset()
         if self.event_slot >= 0:
             self.slots[self.event_slot].v.o = <PyObject*>event
         if prefetch:
@@ -1151,6 +1141,12 @@ cdef class NativeRuleSet:
                     if item != NULL:
                         fc_prefetch_ro(item)
         return 0
+
+    cdef void reset(self) noexcept:
+        """Every slot back to its state before any event (fields lazy,
+        caller-filled counters errors until filled): one copy."""
+        self.has_bail = self.other_fields
+        memcpy(self.slots, self.template, <size_t>self.n_slots * sizeof(Val))
 
     cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1:
         """Run rules lo..hi-1 over the loaded slots: set their matched and
