@@ -137,6 +137,7 @@ cdef class CounterStore:
                         const double* values, const uint64_t* items, const uint8_t* todo, double* out,
                         Py_ssize_t ahead) noexcept nogil
     cdef void prefetch(self, int counter, uint64_t lo, int64_t ts_ms) noexcept nogil
+    cdef void probe(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms) noexcept nogil
     cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
                           double value, uint64_t item, void* entry=*) except? -1.0
     cdef Counter* counter_ptr(self, int counter) except NULL

@@ -394,8 +394,11 @@ cdef EntryHead* await_publish(Counter* c, EntryHead* e, uint64_t hi, uint64_t lo
             # else: the evictor published meanwhile; loop and see
 
 
-cdef EntryHead* find_entry(Counter* c, uint64_t hi, uint64_t lo, bint claim) noexcept nogil:
-    """The entry of key (hi, lo) (hi with KEY_BITS set), or NULL.
+cdef EntryHead* find_entry(Counter* c, uint64_t hi, uint64_t lo, bint claim, size_t line=0) noexcept nogil:
+    """The entry of key (hi, lo) (hi with KEY_BITS set), or NULL. ``line``:
+    the offset in the entry of the line the caller touches next (0: none),
+    prefetched with each probed slot after the first, so that a displaced
+    key's head and bucket miss together rather than one after the other.
 
     Linear probing over PROBE slots from lo & mask. Slots are never emptied
     (eviction replaces a key in place), so a key, if present, sits before the
@@ -434,6 +437,8 @@ cdef EntryHead* find_entry(Counter* c, uint64_t hi, uint64_t lo, bint claim) noe
         best = INT64_MAX
         for i in range(PROBE):
             e = entry_at(c, (start + <uint64_t>i) & c.mask)
+            if i and line:
+                fc_prefetch(<char*>e + line)
             k = fc_read_pair(&e.hi)
             if k.a == 0:
                 if not claim:
@@ -678,18 +683,38 @@ cdef int distinct_add(Counter* c, EntryHead* e, int64_t b, uint64_t item) noexce
     return 0
 
 
+cdef inline size_t update_line(Counter* c, int64_t b) noexcept nogil:
+    """Where in an entry an update of bucket number b writes: its bucket
+    (the first items, for distinct: not the whole 320-byte entry, since with
+    a dozen counters per event, more prefetches than the core has line fill
+    buffers measured slower)."""
+    if c.agg != AGG_DISTINCT:
+        return HEAD + 16 * ring_slot(b, c.n_buckets)
+    return 64
+
+
 cdef inline void prefetch_lines(Counter* c, uint64_t lo, int64_t b) noexcept nogil:
     """Start loading the key's home slot and its bucket for bucket number b
-    (the first items, for distinct) together: their addresses are known
-    before the slot's key is compared, so the two misses overlap."""
+    together: their addresses are known before the slot's key is compared,
+    so the two misses overlap."""
     cdef char* e = <char*>entry_at(c, lo & c.mask)
     fc_prefetch(e)
-    if c.agg != AGG_DISTINCT:
-        fc_prefetch(e + HEAD + 16 * ring_slot(b, c.n_buckets))
-    else:
-        # Not the whole 320-byte entry: with a dozen counters per event,
-        # more prefetches than the core has line fill buffers measured slower.
-        fc_prefetch(e + 64)
+    fc_prefetch(e + update_line(c, b))
+
+
+cdef inline EntryHead* prefetch_probe(Counter* c, uint64_t hi, uint64_t lo, int64_t b) noexcept nogil:
+    """The second prefetch stage, once the home slot's line has arrived: the
+    home entry when it holds key (hi, lo) (a hint, checked again by whoever
+    uses it), else NULL; when another key holds it, the key was displaced
+    (a quarter of the keys of a half-full table), so the next slot's lines
+    start loading now rather than at the update."""
+    cdef EntryHead* e = entry_at(c, lo & c.mask)
+    cdef fc_pair k = fc_peek_pair(&e.hi)
+    if k.a == (hi | KEY_BITS) and k.b == lo:
+        return e
+    if k.a != 0:
+        prefetch_lines(c, lo + 1, b)
+    return NULL
 
 
 cdef inline void prefetch_used(Counter* c, EntryHead* e) noexcept nogil:
@@ -747,7 +772,7 @@ cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t h
         return 1
     b = floordiv(ts, c.res_ms)
     prefetch_lines(c, lo, b)
-    e = find_entry(c, hi | KEY_BITS, lo, 1)
+    e = find_entry(c, hi | KEY_BITS, lo, 1, update_line(c, b))
     if e == NULL:
         fc_add64(&c.stats[ST_DROPPED], 1)
         return 1
@@ -784,20 +809,18 @@ cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const u
     cdef Py_ssize_t i, j, counted = 0
     cdef uint8_t f
     cdef EntryHead* e
-    cdef fc_pair k
     for i in range(ahead if ahead < n else n):
         if todo == NULL or todo[i] & RUN_COUNT:
             prefetch_lines(c, lo[i], floordiv(ts[i], c.res_ms))
     for i in range(n):
         if ahead and i + ahead < n and (todo == NULL or todo[i + ahead] & RUN_COUNT):
             prefetch_lines(c, lo[i + ahead], floordiv(ts[i + ahead], c.res_ms))
-        # A second stage for the reads: halfway, the head line has arrived,
-        # and says which ring lines the event's read will visit.
+        # A second stage: halfway, the head line has arrived, and says
+        # whether the key was displaced and which ring lines its read will visit.
         j = i + ahead // 2
-        if out != NULL and todo != NULL and ahead and j < n and todo[j] & RUN_READ:
-            e = entry_at(c, lo[j] & c.mask)
-            k = fc_peek_pair(&e.hi)         # a hint only: a key elsewhere is not prefetched
-            if k.a == (hi[j] | KEY_BITS) and k.b == lo[j]:
+        if ahead and j < n and (todo == NULL or todo[j] & RUN_COUNT):
+            e = prefetch_probe(c, hi[j], lo[j], floordiv(ts[j], c.res_ms))
+            if e != NULL and out != NULL and todo != NULL and todo[j] & RUN_READ:
                 prefetch_used(c, e)
         f = RUN_COUNT if todo == NULL else todo[i]
         e = NULL
@@ -1389,6 +1412,12 @@ cdef class CounterStore:
         ts_ms will touch first (the key's home slot and its bucket), so that
         the engine's per-counter cache misses overlap instead of queueing."""
         prefetch_lines(&self.counters[counter], lo, floordiv(ts_ms, self.counters[counter].res_ms))
+
+    cdef void probe(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms) noexcept nogil:
+        """prefetch()'s second stage, once its lines have arrived: when
+        another key holds key (hi, lo)'s home slot, start loading the next
+        slot's lines."""
+        prefetch_probe(&self.counters[counter], hi, lo, floordiv(ts_ms, self.counters[counter].res_ms))
 
     cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,
                           double value, uint64_t item, void* entry=NULL) except? -1.0:

@@ -401,6 +401,11 @@ cdef class NativeEngine:
         cdef Py_ssize_t c
         cdef Val* out
         self.prepare(event, True)
+        # Once the first home line has arrived, the rest have too: the keys
+        # displaced from theirs start loading their own lines together.
+        for c in range(self.n_plans):
+            if self.valid[c] and self.passes[c]:
+                self.store.probe(self.plans[c].store_index, self.keys[2 * c], self.keys[2 * c + 1], self.ts)
         for c in range(self.n_plans):
             out = &self.rules.slots[self.plans[c].slot]
             if not self.valid[c]:
