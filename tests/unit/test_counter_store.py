@@ -302,14 +302,15 @@ def test_eviction_when_full():
         assert s.read_key("m", f"k{k}", T0 + 1000) == float(k)
     held = sum(s.read_key("c", f"k{k}", T0 + 1000) > 0 for k in range(100))
     assert held <= 16
-    assert s.bytes_per_key("c") == 32 + 16 * 61 + 16     # padded to whole cache lines
+    assert s.bytes_per_key("c") == 32 + 8 * 61 + 56      # padded to whole cache lines
+    assert s.bytes_per_key("m") == 32 + 16 * 61 + 16
 
 
 def test_bytes_per_key_documented():
     s = CounterStore(
         [("c", "count", 3_600_000, 60_000), ("d", "distinct", 86_400_000, 1_440_000)], capacity=1 << 20, sketches=4
     )
-    assert s.bytes_per_key("c") == 1024    # 32 + 16 * 61 = 1008, padded to a multiple of 64
+    assert s.bytes_per_key("c") == 576     # 32 + 8 * 61 = 520, padded to a multiple of 64
     assert s.bytes_per_key("d") == 320     # 32 + 16 * 16 = 288, padded
     assert s.sketch_bytes == 4096 * 24 * 4 + 8192  # stamps, then the estimate cache
     st_ = s.stats()["counters"]
@@ -475,7 +476,7 @@ def test_large_table_creates_instantly(tmp_path):
     import time
 
     start = time.perf_counter()
-    s = CounterStore([("c", "count", 3_600_000, 60_000)], path=tmp_path / "big", capacity=1 << 20)
+    s = CounterStore([("c", "count", 3_600_000, 60_000)], path=tmp_path / "big", capacity=1 << 21)
     assert time.perf_counter() - start < 1.0
     assert s.stats()["bytes"] > 10**9
     assert s.update_key("c", "u", T0)

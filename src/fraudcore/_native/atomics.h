@@ -12,6 +12,8 @@
  *   fc_cas128   16-byte compare-and-swap. Buckets {stamp, count, aux}, keys
  *               {hi, lo} and distinct items {item, stamp} are 16-byte aligned
  *               pairs changed only by this, so a pair is never half written.
+ *   fc_cas64_val  8-byte compare-and-swap of a count bucket {stamp, count},
+ *               a single word (so any atomic load of it is torn-free).
  *   fc_read_pair  a torn-free read of a pair whose first word changes on
  *               every write (see the proof below); costs two plain loads.
  *   fc_load* and fc_store* with acquire / release, fc_add64 (statistics),
@@ -115,6 +117,17 @@ static inline uint64_t fc_add64(void *p, uint64_t v) { return __atomic_fetch_add
  * bucket is empty, which readers skip. Sequentially consistent: one
  * `lock or`. */
 static inline void fc_or64(void *p, uint64_t v) { __atomic_fetch_or((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
+
+/* A relaxed load of one word: a CAS loop's first guess (see fc_peek_pair). */
+static inline uint64_t fc_peek64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED); }
+
+/* Compare-and-swap one aligned word; returns the value that was in memory
+ * (== expected: swapped), so a retry loop needs no reload. Full barrier, as
+ * fc_cas128. */
+static inline uint64_t fc_cas64_val(void *p, uint64_t expected, uint64_t desired)
+{
+    return __sync_val_compare_and_swap((uint64_t *)p, expected, desired);
+}
 
 /* The rules area's seqlock word: a full barrier, so the publisher owns the
  * area before it writes a byte of the new text. */

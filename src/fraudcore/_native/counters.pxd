@@ -9,6 +9,8 @@ cdef extern from "atomics.h" nogil:
     fc_pair fc_peek_pair(const void* p)
     fc_pair fc_read_pair(const void* p)
     uint64_t fc_load64(const void* p)
+    uint64_t fc_peek64(const void* p)
+    uint64_t fc_cas64_val(void* p, uint64_t expected, uint64_t desired)
     int64_t fc_load_i64(const void* p)
     uint32_t fc_load32(const void* p)
     void fc_store_i64(void* p, int64_t v)
@@ -58,7 +60,8 @@ cdef enum:
     RUN_READ = 4         # then read its key's value into out[i]
 
 # One 16-byte time bucket. The first word {stamp, count} changes on every
-# write, which is what makes fc_read_pair's torn-free read valid.
+# write, which is what makes fc_read_pair's torn-free read valid. A count
+# bucket is that first word alone (8 bytes).
 cdef struct Bucket:
     uint32_t stamp       # bucket number (event_ms // resolution_ms) mod 2^32
     uint32_t count       # events in the bucket (saturates at 2^32 - 1); 0 = empty

@@ -46,9 +46,10 @@ every process mapping the same file shares the counters; otherwise anonymous
 private memory. Pages are zero-filled by the kernel on first touch, so a
 table of millions of keys is created instantly and costs memory as it fills.
 
-Bytes per key: 32 + 16 * N rounded up to a multiple of 64, so that entries
-start on a cache line (count/sum/min/max/avg; N = 61 by default: 1024),
-32 + 16 * 16 = 288 -> 320 (distinct, plus 401,408 bytes per sketch in the pool).
+Bytes per key, rounded up to a multiple of 64 so that entries start on a
+cache line (N buckets, 61 by default): 32 + 8 * N for count (576),
+32 + 16 * N for sum/min/max/avg (1024), 32 + 16 * 16 = 288 -> 320 for
+distinct (plus 401,408 bytes per sketch in the pool).
 
 Concurrency: lock-free; see atomics.h and the comments on each step below.
 """
@@ -117,7 +118,7 @@ cdef extern from *:
 #   28 u32 agg   32 i64 window ms   40 i64 resolution ms   48 u64 pool offset
 #   56 u32 sketches in pool   64.. N_STATS u64 statistics (atomic adds)
 # Then the rules area (RULES_AREA bytes, see publish_rules).
-# Entry: EntryHead (32 bytes) then N Buckets (16 bytes) or 16 Items (16 bytes),
+# Entry: EntryHead (32 bytes) then N Buckets (8 bytes for count, else 16) or 16 Items (16 bytes),
 # padded to a multiple of 64 bytes (entries start on a cache line).
 # Sketch: HLL_M registers x HLL_R u32 stamps (the newest bucket stamp at which
 # an item of that register and rank was seen), then a SketchCache.
@@ -156,7 +157,7 @@ cdef struct SketchCache:
     uint8_t eff[4096]         # per register: its largest rank visible at bucket
 
 MAGIC = b"FCSTORE1"
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 # The rules area at the end of the region: the rules file every process of
 # the region decides with. [u64 seq][u64 path length][u64 text length][path]
 # [text]; seq is a seqlock (odd while a publisher writes), so a reader copies
@@ -489,26 +490,46 @@ cdef inline double combine(int32_t agg, double acc, double v) noexcept nogil:
     return acc + v
 
 
+cdef inline size_t bucket_bytes(int32_t agg) noexcept nogil:
+    """A count bucket is the word {stamp, count} alone; the others add aux."""
+    return 8 if agg == AGG_COUNT else 16
+
+
+cdef inline fc_pair bucket_read(int32_t agg, const char* bk) noexcept nogil:
+    """A torn-free read of a bucket: one atomic load for a count bucket."""
+    cdef fc_pair p
+    if agg == AGG_COUNT:
+        p.a = fc_load64(bk)
+        p.b = 0
+        return p
+    return fc_read_pair(bk)
+
+
 cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogil:
-    """Add one event to bucket b's slot with one 16-byte CAS. Returns 1 when
-    the slot already holds a newer lap (the event is too old), else 0.
+    """Add one event to bucket b's slot with one CAS (8 bytes for count,
+    16 for the others). Returns 1 when the slot already holds a newer lap
+    (the event is too old), else 0.
 
     The loop's guess may be torn; then the CAS fails and returns the true
-    value (fc_cas128's *seen), so each retry means another writer succeeded:
-    lock-free, and no concurrent update is lost."""
+    value, so each retry means another writer succeeded: lock-free, and no
+    concurrent update is lost."""
     cdef uint64_t slot = ring_slot(b, c.n_buckets)
-    cdef Bucket* bk = <Bucket*>(<char*>e + HEAD) + slot
+    cdef char* bk = <char*>e + HEAD + bucket_bytes(c.agg) * slot
     cdef uint32_t s = <uint32_t><uint64_t>b
     cdef fc_pair cur
     cdef fc_pair nxt
     cdef uint32_t cs, cc
+    cdef uint64_t seen
     cdef double aux
     cdef uint64_t bit = (<uint64_t>1) << (slot & 63)
     if c.n_buckets <= 64 and not (fc_load64(&e.sketch) & bit):
         fc_or64(&e.sketch, bit)         # before the CAS: see fc_or64
-    cur = fc_peek_pair(bk)
     if c.agg == AGG_COUNT:
         v = 0.0
+        cur.a = fc_peek64(bk)
+        cur.b = 0
+    else:
+        cur = fc_peek_pair(bk)
     while True:
         cs = <uint32_t>cur.a
         cc = <uint32_t>(cur.a >> 32)
@@ -523,6 +544,12 @@ cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogi
         else:
             return 1
         nxt.a = <uint64_t>cs | (<uint64_t>cc << 32)
+        if c.agg == AGG_COUNT:
+            seen = fc_cas64_val(bk, cur.a, nxt.a)
+            if seen == cur.a:
+                return 0
+            cur.a = seen
+            continue
         nxt.b = fc_double_to_bits(aux)
         if fc_cas128(bk, cur, nxt, &cur):
             return 0
@@ -689,7 +716,7 @@ cdef inline size_t update_line(Counter* c, int64_t b) noexcept nogil:
     a dozen counters per event, more prefetches than the core has line fill
     buffers measured slower)."""
     if c.agg != AGG_DISTINCT:
-        return HEAD + 16 * ring_slot(b, c.n_buckets)
+        return HEAD + bucket_bytes(c.agg) * ring_slot(b, c.n_buckets)
     return 64
 
 
@@ -728,7 +755,7 @@ cdef inline void prefetch_used(Counter* c, EntryHead* e) noexcept nogil:
         return
     used = fc_load64(&e.sketch)
     while used:
-        line = (<uint64_t>(base + 16 * <uint64_t>fc_ctz64(used))) >> 6
+        line = (<uint64_t>(base + bucket_bytes(c.agg) * <uint64_t>fc_ctz64(used))) >> 6
         if line != last:
             fc_prefetch(<void*>(line << 6))
             last = line
@@ -779,14 +806,10 @@ cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t h
     if found != NULL:
         found[0] = e
     lm = fc_load_i64(&e.last_ms)
-    if lm != 0:
-        if b <= floordiv(lm, c.res_ms) - <int64_t>c.n_buckets:
-            fc_add64(&c.stats[ST_TOO_OLD], 1)
-            return 1
-        if ts > lm:
-            fc_max_i64(&e.last_ms, ts)
-    else:
-        fc_max_i64(&e.last_ms, ts)
+    if lm != 0 and b <= floordiv(lm, c.res_ms) - <int64_t>c.n_buckets:
+        fc_add64(&c.stats[ST_TOO_OLD], 1)
+        return 1
+    fc_max_i64(&e.last_ms, ts)
     if c.agg == AGG_DISTINCT:
         return distinct_add(c, e, b, item)
     if bucket_add(c, e, b, value):
@@ -954,7 +977,8 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
     cdef uint32_t sbt, cs, cc, n = c.n_buckets, sk = 0
     cdef uint64_t count = 0
     cdef double acc, est
-    cdef Bucket* bk
+    cdef char* bk
+    cdef size_t bsize = bucket_bytes(c.agg)
     cdef Item* items
     cdef fc_pair p, k
     cdef uint32_t i
@@ -1005,7 +1029,7 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
     else:
         acc = 0.0 if agg == AGG_SUM or agg == AGG_AVG else NAN
         if e != NULL:
-            bk = <Bucket*>(<char*>e + HEAD)
+            bk = <char*>e + HEAD
             # Small rings visit only the slots they ever used: a key with a
             # few events costs a few cache lines, not the whole ring.
             used = fc_load64(&e.sketch) if n <= 64 else 0
@@ -1016,14 +1040,15 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
                         break
                     i = <uint32_t>fc_ctz64(used)
                     used &= used - 1
-                p = fc_read_pair(&bk[i])
+                p = bucket_read(agg, bk + bsize * i)
                 i += 1
                 cc = <uint32_t>(p.a >> 32)
                 cs = <uint32_t>p.a
                 if cc == 0 or <uint32_t>(sbt - cs) >= n:
                     continue
                 count += cc
-                acc = fold(agg, acc, fc_bits_to_double(p.b))
+                if agg != AGG_COUNT:
+                    acc = fold(agg, acc, fc_bits_to_double(p.b))
         if plus_one and (agg == AGG_COUNT or isfinite(value)):
             count += 1
             acc = fold(agg, acc, value)
@@ -1151,7 +1176,7 @@ cdef class CounterStore:
             a = AGGS.index(agg)
             # Whole cache lines: a head never straddles two (measured:
             # decide mean 3.71 -> 3.50 us, p99 8.78 -> 7.62 us at 300k users).
-            esize = align_up(HEAD + 16 * (K_ITEMS if a == AGG_DISTINCT else nb), 64)
+            esize = align_up(HEAD + (16 * K_ITEMS if a == AGG_DISTINCT else bucket_bytes(a) * nb), 64)
             table = off
             off = align_up(off + cap * esize, PAGE)
             pool = off
