@@ -48,7 +48,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from fraudcore import Engine  # noqa: E402
-from fraudcore._native.counters import CounterStore  # noqa: E402
+from fraudcore._native.counters import CounterStore, bench_chase  # noqa: E402
 from fraudcore.rules.load import load_rules  # noqa: E402
 from fraudcore.synth import TYPES, ExchangeStream  # noqa: E402
 
@@ -230,6 +230,11 @@ def bench_counters(cfg: dict[str, Any], log: Callable[[str], None]) -> dict[str,
         cases[f"{name}.update_key.py.{keys}keys"] = (lambda c=c: py_update(c))
         cases[f"{name}.read_key.py.{keys}keys"] = (lambda c=c: py_read(c))
     cases["python_call_floor"] = py_floor
+    # The memory's own latency over as many bytes as the largest table: a
+    # chain of dependent loads, the floor of an update made one after another.
+    chase_bytes = max(st_["capacity"] * st_["bytes_per_key"] for st_ in store.stats()["counters"].values())
+    order = rng.permutation(chase_bytes // 64).astype(np.uint32)
+    cases["memory.chase"] = lambda: bench_chase(order, ops // 2)
     for fn in cases.values():          # warm-up
         fn()
     times: dict[str, list[float]] = {k: [] for k in cases}
@@ -246,7 +251,7 @@ def bench_counters(cfg: dict[str, Any], log: Callable[[str], None]) -> dict[str,
         "store": {n: {k: st["counters"][n][k] for k in ("keys", "capacity", "bytes_per_key", "evictions", "dropped")}
                   for n in names},
         "py_store": {n: {k: pst["counters"][n][k] for k in ("keys", "capacity", "evictions", "dropped")} for n in names},
-        "store_bytes": st["bytes"],
+        "store_bytes": st["bytes"], "chase_bytes": chase_bytes,
     }
     store.close()
     pstore.close()
@@ -532,7 +537,10 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
                    f"{ns[f'{a}.read.C.{k}keys']['median']:.0f} | "
                    f"{ns[f'{a}.update.C.1024keys']['median']:.0f} | {ns[f'{a}.read.C.1024keys']['median']:.0f} | "
                    f"{ns[f'{a}.update_key.py.{k}keys']['median']:.0f} | {ns[f'{a}.read_key.py.{k}keys']['median']:.0f} |")
-    out += [f"", f"Python loop floor (loop + one builtin call with two args): {ns['python_call_floor']['median']:.0f} ns.", ""]
+    out += [f"", f"Python loop floor (loop + one builtin call with two args): {ns['python_call_floor']['median']:.0f} ns.",
+            f"Memory latency: one load whose address the previous load gave, over {c['chase_bytes'] / 2**30:.1f} GiB "
+            f"(as much as the largest table above), in huge pages: {ns['memory.chase']['median']:.0f} ns. "
+            f"An update made one after another waits for about one such miss.", ""]
     out += [
         f"## decide with state ({cfg['rules']}: 26 rules, 12 counters)",
         "",

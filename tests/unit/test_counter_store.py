@@ -490,3 +490,18 @@ def test_large_table_creates_instantly(tmp_path):
     assert time.perf_counter() - start < 1.0
     assert s.stats()["bytes"] > 10**9
     assert s.update_key("c", "u", T0)
+
+
+# ------------------------------------------------------- bench helpers ----
+
+
+def test_bench_helpers_do_the_work_they_time():
+    from fraudcore._native.counters import bench_chase
+
+    s = CounterStore([("c", "count", 3_600_000, 60_000)], capacity=4096)
+    assert s.bench_update(0, 3000, 1000, T0, 8) > 0
+    assert s.stats()["counters"]["c"]["keys"] == 1000       # every key was counted
+    assert s.bench_read(0, 1000, 1000, T0) > 0
+    assert bench_chase(np.random.default_rng(0).permutation(1 << 12).astype(np.uint32), 10_000) > 0
+    with pytest.raises(ValueError, match="at least 2 lines"):
+        bench_chase(np.zeros(1, dtype=np.uint32), 10)

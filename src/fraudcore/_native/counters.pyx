@@ -1666,6 +1666,37 @@ cdef class CounterStore:
         return (t1 - t0) / <double>n
 
 
+def bench_chase(const uint32_t[::1] order, Py_ssize_t steps):
+    """Time ``steps`` dependent loads, each from the cache line the previous
+    one named, over len(order) lines (64 bytes each) of private memory in
+    huge pages where allowed, linked in ``order`` as one cycle: ns per load,
+    the latency of one miss at that footprint (what a counter update made
+    one after another cannot hide)."""
+    cdef Py_ssize_t n = order.shape[0], k
+    cdef size_t size = <size_t>n * 64
+    cdef char* m
+    cdef uint64_t p
+    cdef int64_t t0, t1
+    if n < 2 or steps < 1:
+        raise ValueError("bench_chase needs at least 2 lines and 1 step")
+    m = <char*>mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+    if m == <char*>MAP_FAILED:
+        raise MemoryError(f"bench_chase: cannot map {size:,} bytes")
+    try:
+        madvise(m, size, MADV_HUGEPAGE)
+        with nogil:
+            for k in range(n):
+                (<uint64_t*>(m + <size_t>order[k] * 64))[0] = <uint64_t>order[(k + 1) % n] * 64
+            p = <uint64_t>order[0] * 64
+            t0 = now_ns()
+            for k in range(steps):
+                p = fc_load64(m + p)
+            t1 = now_ns()
+    finally:
+        munmap(m, size)
+    return (t1 - t0) / <double>steps
+
+
 def _check_cap(c):
     if type(c) is not int or c < 1 or c > 1 << 32:
         raise ValueError(f"capacity must be an int in [1, 2^32], got {c!r}")
