@@ -9,8 +9,8 @@ What is measured
   update 8 ahead prefetched); and from Python by ``update_key`` /
   ``read_key`` (a loop over prepared str keys).
 - decide: ``Engine.from_file("examples/rules.yaml", capacity=..., prefault=True)``
-  (26 rules, 12 counters; each counter's capacity twice its keys after
-  populating, counted by the hand-written engine
+  (26 rules, 12 counters; each counter's capacity the power of two at or
+  above twice its keys after populating, counted by the hand-written engine
   first: a deployment sizes tables from its key cardinalities; prefault as a
   deployment runs it) whose store is first populated with one event per user
   of a 1,000,000-user population (a backfill built from the stream's own
@@ -88,9 +88,10 @@ COUNTER_SPECS = [("count", "count", 3_600_000, 60_000), ("sum", "sum", 3_600_000
 
 
 def sized_capacity(keys: dict[str, int], headroom: float = 2.0) -> dict[str, int]:
-    """Per counter: ``headroom`` times its keys (at least 2^16 slots), so
-    tables stay about half full as the timed events add keys."""
-    return {name: max(1 << 16, int(n * headroom)) for name, n in keys.items()}
+    """Per counter: the power of two at or above ``headroom`` times its keys
+    (at least 2^16), so tables stay at most half full as the timed events
+    add keys."""
+    return {name: max(1 << 16, 1 << max(int(n * headroom) - 1, 0).bit_length()) for name, n in keys.items()}
 
 
 def rss_bytes() -> int:
@@ -359,7 +360,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
             hw_ingest_s += timed_pass(hw.ingest, rows(src, lo, min(lo + chunk, n)))
     capacity = sized_capacity(hw.keys())
     log(f"engine: hand-written populated ({hw_ingest_s:.1f} s); Engine.from_file(examples/rules.yaml, "
-        f"capacity={{{', '.join(f'{k}: {v:,}' for k, v in capacity.items())}}}, "
+        f"capacity={{{', '.join(f'{k}: 2^{v.bit_length() - 1}' for k, v in capacity.items())}}}, "
         f"prefault={cfg['prefault']}); populating")
     engine = Engine.from_file(EXAMPLE_RULES, capacity=capacity, prefault=cfg["prefault"])
     for src, n in sources:
@@ -550,7 +551,7 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
         f"{pop['handwritten_ingest_s']:.1f} s): {pop['keys']:,} keys in all, "
         f"{pop['distinct_users_in_devices_24h']:,} distinct users (devices_24h keys), "
         f"{pop['memory_bytes_mapped'] / 2**30:.1f} GiB mapped "
-        f"({'prefaulted' if cfg['prefault'] else 'lazily touched'}; each table twice its keys), process RSS "
+        f"({'prefaulted' if cfg['prefault'] else 'lazily touched'}; each table twice its keys, a power of two), process RSS "
         f"{pop['process_rss_bytes'] / 2**30:.1f} GiB (with the hand-written state and the events), evictions {pop['evictions']}.",
         "",
         f"Per-event latency, `perf_counter_ns` around each call, GC off; {cfg['repeats']} repeats x "

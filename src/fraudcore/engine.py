@@ -25,7 +25,7 @@ class Engine:
     Counters live in one region of memory: private to this process, or, with
     ``state=PATH``, a file-backed shared mapping that every process opening
     the same path updates lock-free. ``capacity`` is the number of keys each
-    counter's table holds (exactly: any number); when a table is
+    counter's table holds (rounded up to a power of two); when a table is
     full its stalest keys are evicted and counted in ``stats()``. With
     ``prefault`` every page of the region is faulted in at start (like a
     JVM's AlwaysPreTouch): memory is committed up front and first touches

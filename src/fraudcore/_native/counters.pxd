@@ -29,7 +29,6 @@ cdef extern from "prefetch.h" nogil:
 cdef extern from "fchash.h" nogil:
     uint64_t fc_hash(const void* key, size_t length, uint64_t seed)
     uint64_t fc_combine(uint64_t acc, uint64_t h)
-    uint64_t fc_range(uint64_t h, uint64_t n)
     uint64_t fc_fmix64(uint64_t k)
 
 # Aggregations (stored in the region's header: values are part of the layout).
@@ -86,7 +85,7 @@ cdef struct EntryHead:
 # A counter as one process sees it: pointers into the mapped region.
 cdef struct Counter:
     char* table
-    uint64_t cap         # slots in the table
+    uint64_t mask        # capacity - 1 (capacity is a power of two)
     uint64_t entry_size
     uint32_t n_buckets   # ceil(window / resolution)
     int32_t agg

@@ -40,7 +40,7 @@ the items whose run of sightings covers the read time (see distinct_add).
 Memory
 ------
 One region: a header, then per counter an open-addressed table of
-``capacity`` entries, then for distinct
+``capacity`` entries (rounded up to a power of two), then for distinct
 counters the sketch pool. With ``path`` it is a file mapped MAP_SHARED, so
 every process mapping the same file shares the counters; otherwise anonymous
 private memory. Pages are zero-filled by the kernel on first touch, so a
@@ -157,7 +157,7 @@ cdef struct SketchCache:
     uint8_t eff[4096]         # per register: its largest rank visible at bucket
 
 MAGIC = b"FCSTORE1"
-LAYOUT_VERSION = 6
+LAYOUT_VERSION = 5
 # The rules area at the end of the region: the rules file every process of
 # the region decides with. [u64 seq][u64 path length][u64 text length][path]
 # [text]; seq is a seqlock (odd while a publisher writes), so a reader copies
@@ -333,16 +333,6 @@ cdef inline EntryHead* entry_at(Counter* c, uint64_t i) noexcept nogil:
     return <EntryHead*>(c.table + i * c.entry_size)
 
 
-cdef inline uint64_t home_slot(Counter* c, uint64_t lo) noexcept nogil:
-    """Where key (·, lo)'s probing starts: any capacity, no division."""
-    return fc_range(lo, c.cap)
-
-
-cdef inline uint64_t next_slot(Counter* c, uint64_t i) noexcept nogil:
-    i += 1
-    return 0 if i == c.cap else i
-
-
 cdef inline int64_t now_ns() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -411,7 +401,7 @@ cdef EntryHead* find_entry(Counter* c, uint64_t hi, uint64_t lo, bint claim, siz
     prefetched with each probed slot after the first, so that a displaced
     key's head and bucket miss together rather than one after the other.
 
-    Linear probing over PROBE slots from home_slot(lo). Slots are never emptied
+    Linear probing over PROBE slots from lo & mask. Slots are never emptied
     (eviction replaces a key in place), so a key, if present, sits before the
     first empty slot of its neighbourhood and a reader may stop there.
 
@@ -428,7 +418,7 @@ cdef EntryHead* find_entry(Counter* c, uint64_t hi, uint64_t lo, bint claim, siz
     Remaining race: two processes inserting the same new key into the same
     full neighbourhood pick the same victim (one CAS loses and rescans), so a
     duplicate needs their scans to disagree on the stalest entry."""
-    cdef uint64_t start = home_slot(c, lo), j
+    cdef uint64_t start = lo & c.mask
     cdef fc_pair k, seen, mine, empty, reserved, victim_key
     cdef EntryHead* e
     cdef EntryHead* victim
@@ -446,10 +436,8 @@ cdef EntryHead* find_entry(Counter* c, uint64_t hi, uint64_t lo, bint claim, siz
     for attempt in range(8):
         victim = NULL
         best = INT64_MAX
-        j = start
         for i in range(PROBE):
-            e = entry_at(c, j)
-            j = next_slot(c, j)
+            e = entry_at(c, (start + <uint64_t>i) & c.mask)
             if i and line:
                 fc_prefetch(<char*>e + line)
             k = fc_read_pair(&e.hi)
@@ -732,11 +720,11 @@ cdef inline size_t update_line(Counter* c, int64_t b) noexcept nogil:
     return 64
 
 
-cdef inline void prefetch_lines(Counter* c, uint64_t slot, int64_t b) noexcept nogil:
-    """Start loading a slot's head and its bucket for bucket number b
+cdef inline void prefetch_lines(Counter* c, uint64_t lo, int64_t b) noexcept nogil:
+    """Start loading the key's home slot and its bucket for bucket number b
     together: their addresses are known before the slot's key is compared,
     so the two misses overlap."""
-    cdef char* e = <char*>entry_at(c, slot)
+    cdef char* e = <char*>entry_at(c, lo & c.mask)
     fc_prefetch(e)
     fc_prefetch(e + update_line(c, b))
 
@@ -747,13 +735,12 @@ cdef inline EntryHead* prefetch_probe(Counter* c, uint64_t hi, uint64_t lo, int6
     uses it), else NULL; when another key holds it, the key was displaced
     (a quarter of the keys of a half-full table), so the next slot's lines
     start loading now rather than at the update."""
-    cdef uint64_t slot = home_slot(c, lo)
-    cdef EntryHead* e = entry_at(c, slot)
+    cdef EntryHead* e = entry_at(c, lo & c.mask)
     cdef fc_pair k = fc_peek_pair(&e.hi)
     if k.a == (hi | KEY_BITS) and k.b == lo:
         return e
     if k.a != 0:
-        prefetch_lines(c, next_slot(c, slot), b)
+        prefetch_lines(c, lo + 1, b)
     return NULL
 
 
@@ -811,7 +798,7 @@ cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t h
         fc_add64(&c.stats[ST_NAN], 1)
         return 1
     b = floordiv(ts, c.res_ms)
-    prefetch_lines(c, home_slot(c, lo), b)
+    prefetch_lines(c, lo, b)
     e = find_entry(c, hi | KEY_BITS, lo, 1, update_line(c, b))
     if e == NULL:
         fc_add64(&c.stats[ST_DROPPED], 1)
@@ -847,10 +834,10 @@ cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const u
     cdef EntryHead* e
     for i in range(ahead if ahead < n else n):
         if todo == NULL or todo[i] & RUN_COUNT:
-            prefetch_lines(c, home_slot(c, lo[i]), floordiv(ts[i], c.res_ms))
+            prefetch_lines(c, lo[i], floordiv(ts[i], c.res_ms))
     for i in range(n):
         if ahead and i + ahead < n and (todo == NULL or todo[i + ahead] & RUN_COUNT):
-            prefetch_lines(c, home_slot(c, lo[i + ahead]), floordiv(ts[i + ahead], c.res_ms))
+            prefetch_lines(c, lo[i + ahead], floordiv(ts[i + ahead], c.res_ms))
         # A second stage: halfway, the head line has arrived, and says
         # whether the key was displaced and which ring lines its read will visit.
         j = i + ahead // 2
@@ -1128,7 +1115,7 @@ cdef class CounterStore:
 
     ``specs``: a sequence of ``(name, agg, window_ms, resolution_ms)``; agg in
     count, sum, min, max, avg, distinct. ``capacity``: keys per counter (one
-    int, or one per counter: any number, the slots of its table). ``sketches``:
+    int, or one per counter), rounded up to a power of two. ``sketches``:
     HyperLogLog sketches per distinct counter. ``path``: a file to share the
     region through (created if missing, validated if present; ``create=False``
     requires it to exist); None for private memory. ``max_future_ms``: how far
@@ -1168,7 +1155,7 @@ cdef class CounterStore:
             caps = list(capacity)
             if len(caps) != len(specs):
                 raise ValueError(f"capacity has {len(caps)} values for {len(specs)} counters")
-        caps = [int(c) for c in caps if _check_cap(c)]
+        caps = [1 << max(int(c) - 1, 0).bit_length() for c in caps if _check_cap(c)]
         if type(sketches) is not int or sketches < 0 or sketches > 1 << 20:
             raise ValueError(f"sketches must be an int in [0, 2^20], got {sketches!r}")
         if max_future_ms is not None and (type(max_future_ms) is not int or max_future_ms < 0):
@@ -1223,7 +1210,7 @@ cdef class CounterStore:
         for i, d in enumerate(descs):
             table, cap, esize, nb, a, w, r, pool, ns = d
             self.counters[i].table = self.base + <size_t>table
-            self.counters[i].cap = cap
+            self.counters[i].mask = cap - 1
             self.counters[i].entry_size = esize
             self.counters[i].n_buckets = nb
             self.counters[i].agg = a
@@ -1449,8 +1436,7 @@ cdef class CounterStore:
         """Start loading the cache lines an update or read of key (·, lo) at
         ts_ms will touch first (the key's home slot and its bucket), so that
         the engine's per-counter cache misses overlap instead of queueing."""
-        cdef Counter* c = &self.counters[counter]
-        prefetch_lines(c, home_slot(c, lo), floordiv(ts_ms, c.res_ms))
+        prefetch_lines(&self.counters[counter], lo, floordiv(ts_ms, self.counters[counter].res_ms))
 
     cdef void probe(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms) noexcept nogil:
         """prefetch()'s second stage, once its lines have arrived: when
@@ -1568,9 +1554,9 @@ cdef class CounterStore:
         cdef Counter* dst = self.counter_ptr(counter)
         cdef Counter* src = other.counter_ptr(other_counter)
         if (dst.agg != src.agg or dst.window_ms != src.window_ms or dst.res_ms != src.res_ms
-                or dst.cap != src.cap or dst.entry_size != src.entry_size or dst.n_sketches != src.n_sketches):
+                or dst.mask != src.mask or dst.entry_size != src.entry_size or dst.n_sketches != src.n_sketches):
             raise ValueError(f"counter {self._names[counter]!r}: definitions or capacities differ, cannot adopt")
-        memcpy(dst.table, src.table, <size_t>src.cap * src.entry_size)
+        memcpy(dst.table, src.table, <size_t>(src.mask + 1) * src.entry_size)
         memcpy(dst.sketches, src.sketches, <size_t>src.n_sketches * SKETCH_SIZE)
         memcpy(dst.stats, src.stats, N_STATS * sizeof(uint64_t))
         fc_max_i64(self.hwm, fc_load_i64(other.hwm))
@@ -1586,7 +1572,7 @@ cdef class CounterStore:
         for i in range(self.n_counters):
             c = &self.counters[i]
             raw = {STAT_NAMES[j]: fc_load64(&c.stats[j]) for j in range(N_STATS)}
-            cap = c.cap
+            cap = c.mask + 1
             d = {
                 "agg": self._aggs[i],
                 "window_ms": c.window_ms,

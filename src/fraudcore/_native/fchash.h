@@ -99,10 +99,6 @@ static inline uint64_t fc_hash(const void *key, size_t len, uint64_t seed)
 }
 
 /* Combine a running hash with the next part's hash (order-dependent). */
-/* A hash mapped onto [0, n) by its high bits (Lemire's "fastrange": one
- * multiply, no division), so a table can have any number of slots. */
-static inline uint64_t fc_range(uint64_t h, uint64_t n) { return (uint64_t)(((unsigned __int128)h * n) >> 64); }
-
 static inline uint64_t fc_combine(uint64_t acc, uint64_t h) { return fc_mum(acc ^ FC_P2, h ^ FC_P3); }
 
 static inline uint64_t fc_fmix64(uint64_t k)
