@@ -492,7 +492,7 @@ cdef inline double combine(int32_t agg, double acc, double v) noexcept nogil:
 
 cdef inline size_t bucket_bytes(int32_t agg) noexcept nogil:
     """A count bucket is the word {stamp, count} alone; the others add aux."""
-    return 8 if agg == AGG_COUNT else 16
+    return 8 if agg == AGG_COUNT else sizeof(Bucket)
 
 
 cdef inline fc_pair bucket_read(int32_t agg, const char* bk) noexcept nogil:
@@ -503,6 +503,15 @@ cdef inline fc_pair bucket_read(int32_t agg, const char* bk) noexcept nogil:
         p.b = 0
         return p
     return fc_read_pair(bk)
+
+
+cdef inline bint bucket_cas(int32_t agg, char* bk, fc_pair expected, fc_pair desired, fc_pair* seen) noexcept nogil:
+    """fc_cas128 of a bucket, or of its first word alone for count."""
+    if agg == AGG_COUNT:
+        seen.a = fc_cas64_val(bk, expected.a, desired.a)
+        seen.b = 0
+        return seen.a == expected.a
+    return fc_cas128(bk, expected, desired, seen)
 
 
 cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogil:
@@ -519,7 +528,6 @@ cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogi
     cdef fc_pair cur
     cdef fc_pair nxt
     cdef uint32_t cs, cc
-    cdef uint64_t seen
     cdef double aux
     cdef uint64_t bit = (<uint64_t>1) << (slot & 63)
     if c.n_buckets <= 64 and not (fc_load64(&e.sketch) & bit):
@@ -544,14 +552,8 @@ cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogi
         else:
             return 1
         nxt.a = <uint64_t>cs | (<uint64_t>cc << 32)
-        if c.agg == AGG_COUNT:
-            seen = fc_cas64_val(bk, cur.a, nxt.a)
-            if seen == cur.a:
-                return 0
-            cur.a = seen
-            continue
         nxt.b = fc_double_to_bits(aux)
-        if fc_cas128(bk, cur, nxt, &cur):
+        if bucket_cas(c.agg, bk, cur, nxt, &cur):
             return 0
 
 
@@ -740,7 +742,7 @@ cdef inline EntryHead* prefetch_probe(Counter* c, uint64_t hi, uint64_t lo, int6
     if k.a == (hi | KEY_BITS) and k.b == lo:
         return e
     if k.a != 0:
-        prefetch_lines(c, lo + 1, b)
+        prefetch_lines(c, lo + 1, b)        # the next slot: (lo + 1) & mask
     return NULL
 
 
