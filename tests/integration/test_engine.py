@@ -199,6 +199,36 @@ def test_ingest_counts_without_deciding(engine):
     assert "third_event" in d.rules and d.features["n"] == 3
 
 
+def test_decide_counts_the_counters_no_rule_reads():
+    # Counters no rule reads (or that a short-circuit skips) count every
+    # event all the same.
+    text = HEAD.format(version="v1") + COUNTERS + """
+rules:
+  - id: sanctioned
+    when: country == "KP"
+    action: block
+    score: 100
+  - id: many_withdrawals
+    when: type == "withdrawal" && wd >= 2
+    action: review
+    score: 5
+"""
+    e = Engine.from_text(text, capacity=1024)
+    try:
+        kinds = [("login", "DE"), ("withdrawal", "KP"), ("login", "KP"), ("withdrawal", "DE")]
+        got = [e.decide(ev(t=i * SEC, type=kind, country=country, amount=10.0 * (i + 1), device=f"d{i}"))
+               for i, (kind, country) in enumerate(kinds)]
+        assert [d.rules for d in got] == [[], ["sanctioned"], ["sanctioned"], ["many_withdrawals"]]
+        assert got[3].features == {"wd": 2}
+        at = T0 + 3 * SEC
+        assert e.counter("n", user_id="u1", at=at) == 4
+        assert e.counter("total", user_id="u1", at=at) == 100.0
+        assert e.counter("devices", user_id="u1", at=at) == 4
+        assert e.counter("pair", user_id="u1", ip="1.1.1.1", at=at) == 4
+    finally:
+        e.close()
+
+
 # -- time ------------------------------------------------------------------------------
 
 def test_event_older_than_window_is_decided_not_counted(engine):
