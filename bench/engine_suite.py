@@ -20,9 +20,13 @@ What is measured
   ``engine.ingest``. Then ``engine.decide(event)`` on fresh events of the
   same stream, each call timed with ``perf_counter_ns`` (GC off): per-event
   p50 / p90 / p99 / p99.9, mean, and events per second of the whole pass.
-  Each decision is kept as (action, score, rules) in arrays sized before the
-  pass (see Outcomes), not as the Decision itself, and the time spent
-  keeping it is left out of the whole pass.
+  The events of a slice are dicts made before the pass, so each call also
+  loads its event from memory; a second slice per repeat is decoded from
+  MessagePack frames, each just before its call (as the server gets it:
+  the event in cache), and reported on its own row. The targets are judged
+  on the first. Each decision is kept as (action, score, rules) in arrays
+  sized before the pass (see Outcomes), not as the Decision itself; keeping
+  and decoding are left out of the whole pass.
 - hand-written: the same rules and counters in plain Python
   (bench/handwritten_counters.py), populated with the same events, deciding
   the same fresh events, interleaved with decide repeat by repeat (each
@@ -48,6 +52,7 @@ from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import msgspec  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fraudcore import Engine  # noqa: E402
@@ -337,29 +342,34 @@ class Outcomes:
         return [self.action[i], int(self.score[i]), [r for r in self.rule_ids if int(self.rules[i]) & self.bit[r]]]
 
 
-def timed_decide(fn: Callable[[dict], Any], events: Sequence[dict],
-                 keep: Callable[[int, Any], None] | None = None) -> tuple[np.ndarray, float]:
+def timed_decide(fn: Callable[[dict], Any], events: Sequence[Any], keep: Callable[[int, Any], None] | None = None,
+                 decode: Callable[[Any], dict] | None = None) -> tuple[np.ndarray, float]:
     """Per-call ns (perf_counter_ns around each call) and ns of the whole
-    pass; ``keep(i, result)`` records each result between calls (its time
-    is not counted in the pass)."""
+    pass. ``decode(item)`` makes each event just before its call (from its
+    MessagePack frame, as the server gets it); ``keep(i, result)`` records
+    each result after it. Neither is counted in the call or the pass."""
     n = len(events)
     lat = np.zeros(n, dtype=np.int64)
     pc = time.perf_counter_ns
-    kept = 0
+    aside = 0
     with GCOff():
         start = pc()
         i = 0
         for e in events:
+            if decode is not None:
+                t = pc()
+                e = decode(e)
+                aside += pc() - t
             t0 = pc()
             r = fn(e)
             t1 = pc()
             lat[i] = t1 - t0
             if keep is not None:
                 keep(i, r)
-                kept += pc() - t1
+                aside += pc() - t1
             i += 1
         end = pc()
-    return lat, float(end - start - kept)
+    return lat, float(end - start - aside)
 
 
 PCTS = (50, 90, 99, 99.9)
@@ -382,7 +392,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
 
     users, populate, R, M = cfg["users"], cfg["populate"], cfg["repeats"], cfg["decide_events"]
     many, many_r = cfg["many_events"], cfg["many_repeats"]
-    total = populate + R * M + 2_000 + 2 * many_r * many
+    total = populate + 2 * R * M + 2_000 + 2 * many_r * many
     log(f"engine: generating {total:,} stream events (seed {SEED}, {users:,} users) + a {users:,}-event backfill")
     t0 = time.perf_counter()
     stream = ExchangeStream(seed=SEED, users=users, bad_addresses=bad)
@@ -446,11 +456,13 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
         engine.decide(e)
         hw.decide(e)
     timed_decide(floor, warm)
-    slices = []
+    slices, frames = [], []
     for r in range(R):
         slices.append(rows(cols, off, off + M))
-        off += M
-    lats: dict[str, list[np.ndarray]] = {"decide": [], "handwritten": [], "call_floor": []}
+        frames.append([msgspec.msgpack.encode(e) for e in rows(cols, off + M, off + 2 * M)])
+        off += 2 * M
+    decode = msgspec.msgpack.Decoder().decode
+    lats: dict[str, list[np.ndarray]] = {"decide": [], "decide_decoded": [], "handwritten": [], "call_floor": []}
     summaries: dict[str, list[dict[str, float]]] = {k: [] for k in lats}
     mismatches = 0
     first_mismatch = None
@@ -462,15 +474,22 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
         lat_d, pass_d = timed_decide(engine.decide, evs, dec.keep_decision)
         lat_h, pass_h = timed_decide(hw.decide, evs, hand.keep_tuple)
         lat_f, pass_f = timed_decide(floor, evs)
-        for name, lat, p in (("decide", lat_d, pass_d), ("handwritten", lat_h, pass_h), ("call_floor", lat_f, pass_f)):
+        # The next slice decoded from frames, each just before its call; the
+        # hand-written engine decides it too (untimed), so the states stay equal.
+        fresh, hand_fresh = Outcomes(M, rule_ids), Outcomes(M, rule_ids)
+        lat_n, pass_n = timed_decide(engine.decide, frames[r], fresh.keep_decision, decode)
+        timed_decide(hw.decide, frames[r], hand_fresh.keep_tuple, decode)
+        for name, lat, p in (("decide", lat_d, pass_d), ("decide_decoded", lat_n, pass_n),
+                             ("handwritten", lat_h, pass_h), ("call_floor", lat_f, pass_f)):
             lats[name].append(lat)
             summaries[name].append(latency_summary(lat, p))
-        bad = dec.errors | (dec.action != hand.action) | (dec.score != hand.score) | (dec.rules != hand.rules)
-        mismatches += int(bad.sum())
-        if bad.any() and first_mismatch is None:
-            i = int(np.argmax(bad))
-            first_mismatch = {"repeat": r, "index": i, "engine": dec.get(i), "engine_errors": bool(dec.errors[i]),
-                              "handwritten": hand.get(i)}
+        for ours, theirs in ((dec, hand), (fresh, hand_fresh)):
+            bad = ours.errors | (ours.action != theirs.action) | (ours.score != theirs.score) | (ours.rules != theirs.rules)
+            mismatches += int(bad.sum())
+            if bad.any() and first_mismatch is None:
+                i = int(np.argmax(bad))
+                first_mismatch = {"repeat": r, "index": i, "decoded": ours is fresh, "engine": ours.get(i),
+                                  "engine_errors": bool(ours.errors[i]), "handwritten": theirs.get(i)}
     decide: dict[str, Any] = {}
     for name in lats:
         per = summaries[name]
@@ -543,7 +562,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
                    "order": "per repeat: decide, handwritten, call_floor on the same fresh slice",
                    "engine_options": {"capacity": capacity, "sketches": 16, "prefault": cfg["prefault"]}},
         "counters": counters,
-        "agreement": {**agreement, "timed_events_compared": R * M, "timed_mismatches": mismatches},
+        "agreement": {**agreement, "timed_events_compared": 2 * R * M, "timed_mismatches": mismatches},
         "populate": store_after_populate,
         "decide": decide,
         "ratios": ratios,
@@ -603,7 +622,9 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
         "| path | p50 µs | p90 µs | p99 µs | p99.9 µs | mean µs | events/s (whole pass) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    labels = {"decide": "Engine.decide (dict → Decision)", "handwritten": "hand-written Python (bench/handwritten_counters.py)",
+    labels = {"decide": "Engine.decide (dict → Decision)",
+              "decide_decoded": "Engine.decide, each event decoded from its MessagePack frame just before the call",
+              "handwritten": "hand-written Python (bench/handwritten_counters.py)",
               "call_floor": "floor: loop + timers + empty call"}
     for name, label in labels.items():
         m = result["decide"][name]["median_over_repeats"]
