@@ -307,6 +307,15 @@ def timed_pass(fn: Callable[[dict], Any], events: Sequence[dict]) -> float:
         return time.perf_counter() - a
 
 
+def touched(n: int, dtype: Any) -> np.ndarray:
+    """n zeros whose pages are written now: np.zeros of a large array gets
+    fresh pages from the kernel, and the first write to each, inside the
+    timed pass, is a page fault charged to the call that made it."""
+    a = np.empty(n, dtype=dtype)
+    a.fill(0)
+    return a
+
+
 class Outcomes:
     """The (action, score, rules) of each decision of a timed pass, in
     arrays sized before it. Keeping the results themselves (a Decision and
@@ -321,10 +330,10 @@ class Outcomes:
             raise ValueError(f"bench engine: Outcomes keeps the matched rules of up to 64 rules, not {len(rule_ids)}")
         self.rule_ids = list(rule_ids)
         self.bit = {r: 1 << i for i, r in enumerate(rule_ids)}
-        self.action = np.empty(n, dtype=object)     # the rules' own action strings: no new objects
-        self.score = np.zeros(n, dtype=np.int64)
-        self.rules = np.zeros(n, dtype=np.uint64)
-        self.errors = np.zeros(n, dtype=bool)
+        self.action = np.full(n, None, dtype=object)   # will hold the rules' own action strings: no new objects
+        self.score = touched(n, np.int64)
+        self.rules = touched(n, np.uint64)
+        self.errors = touched(n, np.bool_)
 
     def keep(self, i: int, action: str, score: int, rules: Sequence[str], errors: bool = False) -> None:
         self.action[i] = action
@@ -349,7 +358,7 @@ def timed_decide(fn: Callable[[dict], Any], events: Sequence[Any], keep: Callabl
     MessagePack frame, as the server gets it); ``keep(i, result)`` records
     each result after it. Neither is counted in the call or the pass."""
     n = len(events)
-    lat = np.zeros(n, dtype=np.int64)
+    lat = touched(n, np.int64)
     pc = time.perf_counter_ns
     aside = 0
     with GCOff():
