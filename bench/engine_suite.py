@@ -499,6 +499,8 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
                 i = int(np.argmax(bad))
                 first_mismatch = {"repeat": r, "index": i, "decoded": ours is fresh, "engine": ours.get(i),
                                   "engine_errors": bool(ours.errors[i]), "handwritten": theirs.get(i)}
+    if mismatches:
+        raise Mismatch(f"bench engine: {mismatches} timed decisions differ from the hand-written ones: {first_mismatch}")
     decide: dict[str, Any] = {}
     for name in lats:
         per = summaries[name]
@@ -568,7 +570,8 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
         "config": {**cfg, "quick": quick, "seed": SEED, "rules": str(EXAMPLE_RULES.relative_to(ROOT)),
                    "gc": "disabled during every timed loop (gc.collect() before)",
                    "timer": "time.perf_counter_ns around each decide call; C timers (CLOCK_MONOTONIC) for bench_update/read",
-                   "order": "per repeat: decide, handwritten, call_floor on the same fresh slice",
+                   "order": "per repeat: decide, handwritten, call_floor on the same fresh slice; then decide "
+                            "(timed) and handwritten (untimed) on the next slice, decoded from MessagePack frames",
                    "engine_options": {"capacity": capacity, "sketches": 16, "prefault": cfg["prefault"]}},
         "counters": counters,
         "agreement": {**agreement, "timed_events_compared": 2 * R * M, "timed_mismatches": mismatches},
