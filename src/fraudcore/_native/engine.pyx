@@ -18,7 +18,7 @@ import numpy as np
 
 from fraudcore._native.vm cimport (
     Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY, T_COUNTER, T_BAIL,
-    K_INT, K_UINT, K_DOUBLE, K_BOOL, K_EVENT, ERR_MISSING, load_field,
+    K_INT, K_UINT, K_DOUBLE, K_BOOL, K_STRING, K_EVENT, ERR_MISSING, load_field,
     new_decision, bits_to_int, materialize, set_counter_hook, set_current_event, as_event,
 )
 from fraudcore._native.counters cimport (
@@ -663,6 +663,8 @@ cdef class NativeEngine:
                 # users misses the cache on every row).
                 if i + PREFETCH_ROWS < cols[j].n:
                     fc_prefetch_ro((<PyObject**>cols[j].data)[i + PREFETCH_ROWS])
+                    if kind == K_STRING:    # and a str's characters (NativeRuleSet.load says why)
+                        fc_prefetch_ro(<char*>(<PyObject**>cols[j].data)[i + PREFETCH_ROWS] + 64)
                 load_field(<object>(<PyObject**>cols[j].data)[i], kind, v)
                 v.aux = 0 if v.tag == T_ERR else v.aux
                 self.rules.has_bail |= v.tag == T_BAIL
