@@ -18,7 +18,7 @@ import numpy as np
 
 from fraudcore._native.vm cimport (
     Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY, T_COUNTER, T_BAIL,
-    K_INT, K_UINT, K_DOUBLE, K_BOOL, K_STRING, K_EVENT, ERR_MISSING, load_field,
+    K_INT, K_UINT, K_DOUBLE, K_BOOL, K_EVENT, ERR_MISSING, load_field, prefetch_field,
     new_decision, bits_to_int, materialize, set_counter_hook, set_current_event, as_event,
 )
 from fraudcore._native.counters cimport (
@@ -26,8 +26,6 @@ from fraudcore._native.counters cimport (
     fc_combine, hash_str, hash_str2, hash_int, hash_bool, hash_float, part_hash,
 )
 
-cdef extern from "prefetch.h":
-    void fc_prefetch_ro(const void*) nogil
 
 cdef extern from "Python.h":
     object PyLong_FromUnsignedLongLong(unsigned long long)
@@ -662,9 +660,7 @@ cdef class NativeEngine:
                 # loading those a few rows ahead (a key column of a million
                 # users misses the cache on every row).
                 if i + PREFETCH_ROWS < cols[j].n:
-                    fc_prefetch_ro((<PyObject**>cols[j].data)[i + PREFETCH_ROWS])
-                    if kind == K_STRING:    # and a str's characters (NativeRuleSet.load says why)
-                        fc_prefetch_ro(<char*>(<PyObject**>cols[j].data)[i + PREFETCH_ROWS] + 64)
+                    prefetch_field((<PyObject**>cols[j].data)[i + PREFETCH_ROWS], kind)
                 load_field(<object>(<PyObject**>cols[j].data)[i], kind, v)
                 v.aux = 0 if v.tag == T_ERR else v.aux
                 self.rules.has_bail |= v.tag == T_BAIL

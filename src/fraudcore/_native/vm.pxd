@@ -81,6 +81,19 @@ cdef enum:
     K_EVENT = 6     # the whole event, as the map ``event``
     K_OTHER = 7     # a type the VM does not hold: readers run on the reference path
 
+cdef extern from "prefetch.h" nogil:
+    void fc_prefetch_ro(const void*)
+
+
+cdef inline void prefetch_field(PyObject* value, int32_t kind) noexcept nogil:
+    """Start loading a field's value object, and for a string field its
+    characters' line too: they start 48 bytes into a str, so one of more
+    than 16 (a device id, an address) ends on the next line, which hashing a
+    key would otherwise wait for after the first had come."""
+    fc_prefetch_ro(value)
+    if kind == K_STRING:
+        fc_prefetch_ro(<char*>value + 64)
+
 cdef class NativeRuleSet:
     cdef Code* codes
     cdef Py_ssize_t n_rules

@@ -55,9 +55,6 @@ cdef extern from "strsearch.h":
     bint fc_find_any(const unsigned char* h, size_t n, const unsigned char** lit, const size_t* len,
                      int k, int icase) nogil
 
-cdef extern from "prefetch.h":
-    void fc_prefetch_ro(const void*) nogil
-
 
 cdef extern from *:
     """
@@ -1124,13 +1121,11 @@ cdef class NativeRuleSet:
         application keeps for long (user ids, addresses) are seldom in cache,
         and the engine has work to do before its rules read them (hashing,
         counting), during which the misses overlap: 3.11 -> 2.83 us p50 in an
-        A/B of the engine. A str's characters start 48 bytes into it, so one
-        of more than 16 (a device id, an address) ends on the next line: for
-        string fields that line is prefetched too, else hashing the key
-        waits for it after the first has come (2.84 -> 2.58 us p50 at a
-        million users, toggled in one process; a third line as well
-        measured no better). Rules alone read the values at once, so there
-        the prefetch only costs its instructions (+19 ns per event in an A/B)."""
+        A/B of the engine; a string field's second line too (prefetch_field):
+        2.84 -> 2.58 us p50 at a million users, toggled in one process (a
+        third line as well measured no better). Rules alone read the values
+        at once, so there the prefetch only costs its instructions (+19 ns
+        per event in an A/B)."""
         cdef Py_ssize_t i
         cdef int32_t s
         cdef PyObject* item
@@ -1144,9 +1139,7 @@ cdef class NativeRuleSet:
                 if self.slots[s].tag == T_LAZY:
                     item = fc_dict_peek(<PyObject*>event, self.slots[s].v.o, self.hints[s])
                     if item != NULL:
-                        fc_prefetch_ro(item)
-                        if self.slot_kinds[s] == K_STRING:
-                            fc_prefetch_ro(<char*>item + 64)    # see above: the characters' line
+                        prefetch_field(item, self.slot_kinds[s])
         return 0
 
     cdef void reset(self) noexcept:
