@@ -141,9 +141,23 @@ def test_features_are_exactly_counters_read_by_matched_rules(engine):
         d = engine.decide(ev(t=(2 + i) * SEC, type="login", amount=700.0, device=dev))
     assert d.rules == ["third_event", "big_total", "pair_seen", "device_spread"]
     assert d.features == {"n": 4, "total": 1410.0, "pair": 4, "devices": 3, "large": 700.0}
+    # Rule by rule, a rule's counters in the file's order, each once.
+    assert list(d.features) == ["n", "total", "pair", "large", "devices"]
     # A stateless match adds no features.
     d = engine.decide(ev("u9", t=5 * SEC, type="login", country="KP"))
     assert d.rules == ["sanctioned"] and d.features == {}
+
+
+def test_features_are_the_values_at_decision_time_when_read_later(engine):
+    """A Decision keeps its counter values and builds ``features`` when
+    first asked: events decided after it do not change them."""
+    kept = [engine.decide(ev(t=i * SEC, type="login")) for i in range(4)]
+    kept += engine.decide_many([ev(t=(4 + i) * SEC, type="login") for i in range(2)])
+    for i in range(6, 12):
+        engine.decide(ev(t=i * SEC, type="login"))
+    assert [d.features.get("n") for d in kept] == [None, None, 3, 4, 5, 6]
+    assert [d.features.get("pair") for d in kept] == [None, 2, 3, 4, 5, 6]
+    assert kept[3].features is kept[3].features
 
 
 # -- evaluate (dry run) and ingest ------------------------------------------------------

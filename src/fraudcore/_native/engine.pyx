@@ -9,6 +9,7 @@ empty), or an error when its key or the event time is missing or mistyped.
 """
 
 from cpython.object cimport PyObject
+from cpython.mem cimport PyMem_Malloc
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, INT64_MAX
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
@@ -17,7 +18,7 @@ from libc.math cimport NAN
 import numpy as np
 
 from fraudcore._native.vm cimport (
-    Decision, NativeRuleSet, Val, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY, T_COUNTER, T_BAIL,
+    Decision, Feature, NativeRuleSet, Val, fc_ctz, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY, T_COUNTER, T_BAIL,
     K_INT, K_UINT, K_DOUBLE, K_BOOL, K_EVENT, ERR_MISSING, load_field, prefetch_field,
     new_decision, bits_to_int, materialize, set_counter_hook, set_current_event, as_event,
 )
@@ -196,8 +197,12 @@ cdef class NativeEngine:
     cdef object fallback           # fallback(event, matched, failed, counter_values) -> Decision
     cdef object filter_fallback    # filter_fallback(event, counter) -> bool, for filters the VM cannot run
     cdef tuple counter_names
-    cdef tuple rule_counters       # per decision rule: indices of the counters it reads
+    cdef int32_t* reads_at         # decision rule r reads counters reads[reads_at[r]:reads_at[r + 1]]
+    cdef int32_t* reads
     cdef bint any_counter_reads
+    cdef uint64_t* feat_seen       # per counter: feat_gen when already among a decision's features
+    cdef uint64_t feat_gen
+    cdef Feature* feat             # scratch: one decision's features
     cdef readonly uint64_t seq     # the store's rules sequence number these rules belong to
     cdef object switch             # switch(event, mode) -> Decision: rebind to newly published rules
     cdef uint64_t* keys            # per counter: the current event's (hi, lo)
@@ -225,6 +230,10 @@ cdef class NativeEngine:
         self.part_hash = NULL
         self.part_gen = NULL
         self.entries = NULL
+        self.reads_at = NULL
+        self.reads = NULL
+        self.feat_seen = NULL
+        self.feat = NULL
 
     def __init__(self, NativeRuleSet rules, CounterStore store, plans, Py_ssize_t n_rules,
                  int32_t time_slot, counter_names, rule_counters, fallback, filter_fallback,
@@ -242,9 +251,21 @@ cdef class NativeEngine:
         self.seq = seq
         self.switch = switch
         self.counter_names = tuple(counter_names)
-        self.rule_counters = tuple(tuple(c) for c in rule_counters)
-        self.any_counter_reads = any(self.rule_counters)
+        rule_counters = [tuple(c) for c in rule_counters]
+        self.any_counter_reads = any(rule_counters)
         self.n_plans = len(plans)
+        self.reads_at = <int32_t*>calloc(len(rule_counters) + 1, sizeof(int32_t))
+        self.reads = <int32_t*>calloc(max(sum(map(len, rule_counters)), 1), sizeof(int32_t))
+        self.feat_seen = <uint64_t*>calloc(max(self.n_plans, 1), sizeof(uint64_t))
+        self.feat = <Feature*>calloc(max(self.n_plans, 1), sizeof(Feature))
+        if self.reads_at == NULL or self.reads == NULL or self.feat_seen == NULL or self.feat == NULL:
+            raise MemoryError()
+        j = 0
+        for i, cs in enumerate(rule_counters):
+            for c in cs:
+                self.reads[j] = c
+                j += 1
+            self.reads_at[i + 1] = <int32_t>j
         self.plans = <Plan*>calloc(max(self.n_plans, 1), sizeof(Plan))
         self.keys = <uint64_t*>calloc(2 * max(self.n_plans, 1), sizeof(uint64_t))
         self.valid = <bint*>calloc(max(self.n_plans, 1), sizeof(bint))
@@ -283,6 +304,10 @@ cdef class NativeEngine:
         free(self.part_hash)
         free(self.part_gen)
         free(self.entries)
+        free(self.reads_at)
+        free(self.reads)
+        free(self.feat_seen)
+        free(self.feat)
 
     cdef int64_t hash_keys(self, bint prefetch) except? -1:
         """Every counter's key (hi, lo) for the loaded event into keys, each
@@ -707,7 +732,7 @@ cdef class NativeEngine:
         matched = bits_to_int(self.rules.matched, self.n_rules)
         d = new_decision(<str>self.rules.actions[rank], score, matched, self.rules.meta, self.rules.version)
         if matched and self.any_counter_reads:
-            d._features = self.features(matched)
+            self.take_features(d)
         return d
 
     cdef dict row_event(self):
@@ -738,22 +763,42 @@ cdef class NativeEngine:
             out.append(None if v.tag == T_ERR else (v.v.i if v.tag == T_INT else v.v.d))
         return out
 
-    cdef dict features(self, object matched):
-        """The values of the counters that the matched rules read."""
-        cdef dict out = {}
-        cdef Py_ssize_t r = 0
+    cdef int take_features(self, Decision d) except -1:
+        """Keep in ``d`` the values of the counters its matched rules read,
+        in rule order, each once; its ``features`` dict is built from them
+        if it is asked for."""
+        cdef Py_ssize_t w, r, j, c, n = 0
+        cdef uint64_t m
         cdef Val* v
-        while matched:
-            if matched & 1:
-                for c in <tuple>self.rule_counters[r]:
-                    v = &self.rules.slots[self.plans[<Py_ssize_t>c].slot]
+        self.feat_gen += 1
+        for w in range((self.n_rules + 63) >> 6):
+            m = self.rules.matched[w]
+            while m:
+                r = (w << 6) + fc_ctz(m)
+                m &= m - 1
+                if r >= self.n_rules:
+                    break
+                for j in range(self.reads_at[r], self.reads_at[r + 1]):
+                    c = self.reads[j]
+                    if self.feat_seen[c] == self.feat_gen:
+                        continue
+                    self.feat_seen[c] = self.feat_gen
+                    v = &self.rules.slots[self.plans[c].slot]
                     if v.tag >= T_LAZY:
                         materialize(v)
                     if v.tag != T_ERR:
-                        out[self.counter_names[c]] = v.v.i if v.tag == T_INT else v.v.d
-            matched >>= 1
-            r += 1
-        return out
+                        self.feat[n].counter = <int32_t>c
+                        self.feat[n].is_int = v.tag == T_INT
+                        self.feat[n].v = v.v
+                        n += 1
+        if n:
+            d.feat = <Feature*>PyMem_Malloc(n * sizeof(Feature))
+            if d.feat == NULL:
+                raise MemoryError()
+            memcpy(d.feat, self.feat, n * sizeof(Feature))
+            d.n_feat = n
+            d.feat_names = self.counter_names
+        return 0
 
 
 cdef int read_hook(PyObject* engine, int32_t counter, Val* out) except -1:

@@ -2,6 +2,9 @@
 from cpython.object cimport PyObject
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
+cdef extern from *:
+    int fc_ctz "__builtin_ctzll"(unsigned long long) nogil   # the lowest set bit's index (x != 0)
+
 # Value tags. A Val is 16 bytes: tag, a small auxiliary field, and the payload.
 cdef enum:
     T_NULL = 0
@@ -154,6 +157,13 @@ cdef object bits_to_int(uint64_t* words, Py_ssize_t nbits)
 cdef dict as_event(object event)
 cdef void load_field(object value, int32_t kind, Val* out)
 
+# A counter value a matched rule read, kept by its decision until its
+# ``features`` are asked for (most callers never ask).
+cdef struct Feature:
+    int32_t counter                 # its index in the names tuple
+    int32_t is_int
+    Payload v
+
 cdef class Decision:
     cdef readonly str action
     cdef readonly object score
@@ -162,3 +172,6 @@ cdef class Decision:
     cdef object meta                # fraudcore.decision.RuleMeta
     cdef object _errors
     cdef object _features
+    cdef Feature* feat              # when _features is None: the values to build it from (PyMem)
+    cdef Py_ssize_t n_feat
+    cdef tuple feat_names           # counter names, by Feature.counter

@@ -18,6 +18,7 @@ from cpython.dict cimport PyDict_Contains
 from cpython.set cimport PySet_Contains
 from cpython.ref cimport Py_INCREF
 from cpython.exc cimport PyErr_Occurred, PyErr_Clear
+from cpython.mem cimport PyMem_Free
 from cpython.unicode cimport PyUnicode_Compare, PyUnicode_Tailmatch, PyUnicode_Find
 from libc.stdint cimport int32_t, int64_t, uint64_t, INT64_MAX, INT64_MIN
 from libc.stdlib cimport malloc, calloc, free
@@ -58,7 +59,6 @@ cdef extern from "strsearch.h":
 
 cdef extern from *:
     """
-    static inline int fc_ctz(unsigned long long x) { return __builtin_ctzll(x); }
     static inline int fc_add_overflow(long long a, long long b, long long *r) { return __builtin_add_overflow(a, b, r); }
     static inline int fc_sub_overflow(long long a, long long b, long long *r) { return __builtin_sub_overflow(a, b, r); }
     static inline int fc_mul_overflow(long long a, long long b, long long *r) { return __builtin_mul_overflow(a, b, r); }
@@ -66,7 +66,6 @@ cdef extern from *:
     static inline int fc_usub_overflow(unsigned long long a, unsigned long long b, unsigned long long *r) { return __builtin_sub_overflow(a, b, r); }
     static inline int fc_umul_overflow(unsigned long long a, unsigned long long b, unsigned long long *r) { return __builtin_mul_overflow(a, b, r); }
     """
-    int fc_ctz(unsigned long long) nogil
     bint fc_add_overflow(long long, long long, long long*) nogil
     bint fc_sub_overflow(long long, long long, long long*) nogil
     bint fc_mul_overflow(long long, long long, long long*) nogil
@@ -1385,9 +1384,21 @@ cdef class Decision:
     @property
     def features(self):
         """The counter values the matched rules read."""
+        cdef Py_ssize_t i
+        cdef Feature* f
         if self._features is None:
-            self._features = {}
+            out = {}
+            for i in range(self.n_feat):
+                f = &self.feat[i]
+                out[self.feat_names[f.counter]] = f.v.i if f.is_int else f.v.d
+            self._features = out
+            PyMem_Free(self.feat)
+            self.feat = NULL
+            self.n_feat = 0
         return self._features
+
+    def __dealloc__(self):
+        PyMem_Free(self.feat)
 
     def to_dict(self):
         """The decision as plain data (RuleMeta.as_dict), built here because a
