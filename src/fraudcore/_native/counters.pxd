@@ -138,7 +138,7 @@ cdef class CounterStore:
     cdef bint admit(self, int64_t ts_ms) noexcept nogil
     cdef Py_ssize_t run(self, int counter, Py_ssize_t n, const uint64_t* hi, const uint64_t* lo, const int64_t* ts,
                         const double* values, const uint64_t* items, const uint8_t* todo, double* out,
-                        Py_ssize_t ahead) noexcept nogil
+                        Py_ssize_t ahead, const int32_t* sel=*) noexcept nogil
     cdef void prefetch(self, int counter, uint64_t lo, int64_t ts_ms) noexcept nogil
     cdef void probe(self, int counter, uint64_t hi, uint64_t lo, int64_t ts_ms) noexcept nogil
     cdef double read_with(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms,

@@ -822,41 +822,51 @@ cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t h
 
 cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const uint64_t* hi, const uint64_t* lo,
                            const int64_t* ts, const double* values, const uint64_t* items, Py_ssize_t n,
-                           Py_ssize_t ahead, const uint8_t* todo=NULL, double* out=NULL) noexcept nogil:
+                           Py_ssize_t ahead, const uint8_t* todo=NULL, double* out=NULL,
+                           const int32_t* sel=NULL) noexcept nogil:
     """Count n events of one counter (values / items may be NULL: 0).
     Software-pipelined: while event i is counted, the lines of event
     i + ahead are loading, so a batch pays the memory latency once, not per
     event (each update's locked instructions keep the next update's misses
     from starting early on their own). ``todo`` (NULL: RUN_COUNT for all)
     says per event what to do (see RUN_COUNT); RUN_READ reads the key into
-    out[i] right after its event, while its lines are in cache. Returns how
-    many were counted."""
-    cdef Py_ssize_t i, j, counted = 0
+    out[i] right after its event, while its lines are in cache. ``sel``
+    (NULL: all) lists the events to visit, in order, n of them: the
+    pipeline runs ahead by events visited, not by events skipped. Returns
+    how many were counted."""
+    cdef Py_ssize_t i, j, k, counted = 0
     cdef uint8_t f
     cdef EntryHead* e
     for i in range(ahead if ahead < n else n):
-        if todo == NULL or todo[i] & RUN_COUNT:
-            prefetch_lines(c, lo[i], floordiv(ts[i], c.res_ms))
+        k = sel[i] if sel != NULL else i
+        if todo == NULL or todo[k] & RUN_COUNT:
+            prefetch_lines(c, lo[k], floordiv(ts[k], c.res_ms))
     for i in range(n):
-        if ahead and i + ahead < n and (todo == NULL or todo[i + ahead] & RUN_COUNT):
-            prefetch_lines(c, lo[i + ahead], floordiv(ts[i + ahead], c.res_ms))
+        if ahead and i + ahead < n:
+            k = sel[i + ahead] if sel != NULL else i + ahead
+            if todo == NULL or todo[k] & RUN_COUNT:
+                prefetch_lines(c, lo[k], floordiv(ts[k], c.res_ms))
         # A second stage: halfway, the head line has arrived, and says
-        # whether the key was displaced and which ring lines its read will visit.
-        j = i + ahead // 2
-        if ahead and j < n and (todo == NULL or todo[j] & RUN_COUNT):
-            e = prefetch_probe(c, hi[j], lo[j], floordiv(ts[j], c.res_ms))
-            if e != NULL and out != NULL and todo != NULL and todo[j] & RUN_READ:
-                prefetch_used(c, e)
-        f = RUN_COUNT if todo == NULL else todo[i]
+        # whether the key was displaced and which ring lines its read will
+        # visit. (Not sooner: the locked instructions of the update below
+        # wait for this load.)
+        if ahead and i + ahead // 2 < n:
+            j = sel[i + ahead // 2] if sel != NULL else i + ahead // 2
+            if todo == NULL or todo[j] & RUN_COUNT:
+                e = prefetch_probe(c, hi[j], lo[j], floordiv(ts[j], c.res_ms))
+                if e != NULL and out != NULL and todo != NULL and todo[j] & RUN_READ:
+                    prefetch_used(c, e)
+        k = sel[i] if sel != NULL else i
+        f = RUN_COUNT if todo == NULL else todo[k]
         e = NULL
         if f & RUN_FUTURE:
             fc_add64(&c.stats[ST_FUTURE], 1)
-        elif f & RUN_COUNT and update_counter(c, hwm, max_future, hi[i], lo[i], ts[i],
-                                              values[i] if values != NULL else 0.0,
-                                              items[i] if items != NULL else 0, &e) == 0:
+        elif f & RUN_COUNT and update_counter(c, hwm, max_future, hi[k], lo[k], ts[k],
+                                              values[k] if values != NULL else 0.0,
+                                              items[k] if items != NULL else 0, &e) == 0:
             counted += 1
         if f & RUN_READ and out != NULL:
-            out[i] = read_counter_with(c, hi[i], lo[i], ts[i], False, 0.0, 0, e)
+            out[k] = read_counter_with(c, hi[k], lo[k], ts[k], False, 0.0, 0, e)
     return counted
 
 
@@ -1429,10 +1439,12 @@ cdef class CounterStore:
 
     cdef Py_ssize_t run(self, int counter, Py_ssize_t n, const uint64_t* hi, const uint64_t* lo, const int64_t* ts,
                         const double* values, const uint64_t* items, const uint8_t* todo, double* out,
-                        Py_ssize_t ahead) noexcept nogil:
-        """update_run over one counter's column of a batch, with the high-water
-        mark already checked event by event (admit; RUN_FUTURE)."""
-        return update_run(&self.counters[counter], self.hwm, -1, hi, lo, ts, values, items, n, ahead, todo, out)
+                        Py_ssize_t ahead, const int32_t* sel=NULL) noexcept nogil:
+        """update_run over one counter's column of a batch (the n events
+        ``sel`` lists, or the first n), with the high-water mark already
+        checked event by event (admit; RUN_FUTURE)."""
+        return update_run(&self.counters[counter], self.hwm, -1, hi, lo, ts, values, items, n, ahead, todo, out,
+                          sel)
 
     cdef void prefetch(self, int counter, uint64_t lo, int64_t ts_ms) noexcept nogil:
         """Start loading the cache lines an update or read of key (·, lo) at

@@ -55,7 +55,7 @@ cdef struct Plan:
 # that one counter's updates pipeline their cache misses across rows.
 cdef enum:
     BLOCK_ROWS = 128
-    BLOCK_AHEAD = 8         # rows ahead whose lines are prefetched (as update_many)
+    BLOCK_AHEAD = 8         # a counter's rows ahead whose lines are prefetched (as update_many), among those it counts
     PREFETCH_ROWS = 4       # rows ahead whose field objects load_row prefetches
     ROW_KEYED = 8           # a todo bit beside RUN_*: the row has this counter's key
 
@@ -67,6 +67,8 @@ cdef struct Block:
     double* values
     uint64_t* items
     uint8_t* todo
+    int32_t* sel           # per counter: the rows it counts (or skips as too far ahead), in order...
+    Py_ssize_t* n_sel      # ...n_sel[c] of them
     double* out            # the value read right after the row was counted (RUN_READ)
     int64_t* ts            # per row
     uint64_t* lazy         # a set of (counter, key) fingerprints that rows read later, not counted
@@ -133,6 +135,8 @@ cdef int block_init(Block* blk, Py_ssize_t n_plans, Py_ssize_t rows, Py_ssize_t 
     blk.values = <double*>calloc(cells, sizeof(double))
     blk.items = <uint64_t*>calloc(cells, sizeof(uint64_t))
     blk.todo = <uint8_t*>calloc(cells, sizeof(uint8_t))
+    blk.sel = <int32_t*>calloc(cells, sizeof(int32_t))
+    blk.n_sel = <Py_ssize_t*>calloc(max(n_plans, 1), sizeof(Py_ssize_t))
     blk.out = <double*>calloc(cells, sizeof(double))
     blk.ts = <int64_t*>calloc(rows, sizeof(int64_t))
     blk.lazy = <uint64_t*>calloc(lazy, sizeof(uint64_t))
@@ -141,6 +145,7 @@ cdef int block_init(Block* blk, Py_ssize_t n_plans, Py_ssize_t rows, Py_ssize_t 
     blk.saved = <Val*>calloc(max(n_slots, 1) * rows, sizeof(Val))
     blk.bail = <bint*>calloc(rows, sizeof(bint))
     if (blk.hi == NULL or blk.lo == NULL or blk.values == NULL or blk.items == NULL or blk.todo == NULL
+            or blk.sel == NULL or blk.n_sel == NULL
             or blk.out == NULL or blk.ts == NULL or blk.lazy == NULL or blk.saved == NULL or blk.bail == NULL):
         block_free(blk)
         raise MemoryError()
@@ -153,6 +158,8 @@ cdef void block_free(Block* blk) noexcept:
     free(blk.values)
     free(blk.items)
     free(blk.todo)
+    free(blk.sel)
+    free(blk.n_sel)
     free(blk.out)
     free(blk.ts)
     free(blk.lazy)
@@ -583,8 +590,9 @@ cdef class NativeEngine:
                 b = self.fill_block(&blk, cols, m, i, n, mode)
                 for c in range(self.n_plans):
                     k = c * blk.rows
-                    self.store.run(self.plans[c].store_index, b, &blk.hi[k], &blk.lo[k], blk.ts,
-                                   &blk.values[k], &blk.items[k], &blk.todo[k], &blk.out[k], BLOCK_AHEAD)
+                    self.store.run(self.plans[c].store_index, blk.n_sel[c], &blk.hi[k], &blk.lo[k], blk.ts,
+                                   &blk.values[k], &blk.items[k], &blk.todo[k], &blk.out[k], BLOCK_AHEAD,
+                                   &blk.sel[k])
                 if mode == MODE_DECIDE:
                     for r in range(b):
                         self.row = i + r
@@ -605,6 +613,7 @@ cdef class NativeEngine:
         cdef uint8_t f
         cdef bint counts, future
         memset(blk.lazy, 0, (blk.lazy_mask + 1) * sizeof(uint64_t))
+        memset(blk.n_sel, 0, self.n_plans * sizeof(Py_ssize_t))
         while b < blk.rows and start + b < n:
             self.row = start + b
             self.load_row(cols, m, start + b)
@@ -625,6 +634,8 @@ cdef class NativeEngine:
                         f |= RUN_FUTURE if future else RUN_COUNT
                         if mode == MODE_DECIDE:
                             f |= RUN_READ
+                        blk.sel[c * blk.rows + blk.n_sel[c]] = <int32_t>b
+                        blk.n_sel[c] += 1
                     elif mode == MODE_DECIDE:
                         lazy_add(blk, c, self.keys[2 * c + 1])
                 blk.todo[k] = f
