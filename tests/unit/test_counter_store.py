@@ -32,6 +32,7 @@ SPECS = [
     ("distinct", "distinct", 10_000, 1_000),
     ("count_odd", "count", 7_000, 3_000),  # a window that is not a whole number of buckets
     ("sum_fine", "sum", 1_000, 17),
+    ("max_long", "max", 10_000, 125),      # a ring of 81 buckets: no occupancy bits
 ]
 
 
@@ -192,6 +193,25 @@ def test_update_many_is_updates_one_by_one(events, lookahead):
             for at in (T0 + 30_000, T0 + 60_000, T0 + 75_000):
                 a, b = batch.read_key(name, f"user{k}", at), single.read_key(name, f"user{k}", at)
                 assert a == b or (math.isnan(a) and math.isnan(b))
+
+
+@pytest.mark.parametrize("name", ["count", "sum", "max_long"])
+def test_a_key_back_after_a_window(name):
+    """A key whose previous event is a window old reads its new event
+    alone; an event that comes late, inside the new window, is read with
+    it, and a read in the past still finds the old buckets the ring kept."""
+    s = CounterStore(SPECS, capacity=8, max_future_ms=None)
+    for off in (0, 1_500, 3_000):
+        s.update_key(name, "u", T0 + off, 1.0)
+    s.update_key(name, "u", T0 + 30_000, 2.0)            # 27 s later
+    assert s.read_key(name, "u", T0 + 30_000) == (1 if name == "count" else 2.0)
+    s.update_key(name, "u", T0 + 24_000, 5.0)            # late, inside the window of 30 s
+    assert s.read_key(name, "u", T0 + 30_000) == {"count": 2, "sum": 7.0}.get(name, 5.0)
+    assert s.read_key(name, "u", T0 + 26_000) == {"count": 1, "sum": 5.0}.get(name, 5.0)
+    s.update_key(name, "u", T0 + 31_000, 1.0)            # and on, in order
+    assert s.read_key(name, "u", T0 + 31_000) == {"count": 3, "sum": 8.0}.get(name, 5.0)
+    # The first three events are still in the ring for a read at their time.
+    assert s.read_key(name, "u", T0 + 3_000) == {"count": 3, "sum": 3.0}.get(name, 1.0)
 
 
 def test_update_many_checks_its_arrays():
