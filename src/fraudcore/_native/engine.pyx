@@ -18,7 +18,8 @@ from libc.math cimport NAN
 import numpy as np
 
 from fraudcore._native.vm cimport (
-    Decision, Feature, NativeRuleSet, Val, fc_ctz, T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY, T_COUNTER, T_BAIL,
+    Decision, Feature, NativeRuleSet, Val, fc_ctz,
+    T_NULL, T_BOOL, T_INT, T_UINT, T_DOUBLE, T_STR, T_ERR, T_LAZY, T_COUNTER, T_BAIL,
     K_INT, K_UINT, K_DOUBLE, K_BOOL, K_EVENT, ERR_MISSING, load_field, prefetch_field,
     new_decision, bits_to_int, materialize, set_counter_hook, set_current_event, as_event,
 )
