@@ -396,7 +396,8 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
     t_suite = time.perf_counter()
     counters = bench_counters(cfg, log)
 
-    bad = load_rules(EXAMPLE_RULES).lists["bad_addresses"].values
+    example = load_rules(EXAMPLE_RULES)
+    bad = example.lists["bad_addresses"].values
     agreement = check_agreement(cfg["check_events"], log, bad)
 
     users, populate, R, M = cfg["users"], cfg["populate"], cfg["repeats"], cfg["decide_events"]
@@ -475,7 +476,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
     summaries: dict[str, list[dict[str, float]]] = {k: [] for k in lats}
     mismatches = 0
     first_mismatch = None
-    rule_ids = [r.id for r in load_rules(EXAMPLE_RULES).rules]
+    rule_ids = [r.id for r in example.rules]
     for r in range(R):
         log(f"engine: decide repeat {r + 1}/{R} ({M:,} fresh events)")
         evs = slices[r]

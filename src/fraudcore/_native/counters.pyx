@@ -820,6 +820,11 @@ cdef int update_counter(Counter* c, int64_t* hwm, int64_t max_future, uint64_t h
     return 0
 
 
+cdef inline Py_ssize_t visited(const int32_t* sel, Py_ssize_t i) noexcept nogil:
+    """The i-th event update_run visits: sel[i], or i when it visits all."""
+    return sel[i] if sel != NULL else i
+
+
 cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const uint64_t* hi, const uint64_t* lo,
                            const int64_t* ts, const double* values, const uint64_t* items, Py_ssize_t n,
                            Py_ssize_t ahead, const uint8_t* todo=NULL, double* out=NULL,
@@ -838,12 +843,12 @@ cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const u
     cdef uint8_t f
     cdef EntryHead* e
     for i in range(ahead if ahead < n else n):
-        k = sel[i] if sel != NULL else i
+        k = visited(sel, i)
         if todo == NULL or todo[k] & RUN_COUNT:
             prefetch_lines(c, lo[k], floordiv(ts[k], c.res_ms))
     for i in range(n):
         if ahead and i + ahead < n:
-            k = sel[i + ahead] if sel != NULL else i + ahead
+            k = visited(sel, i + ahead)
             if todo == NULL or todo[k] & RUN_COUNT:
                 prefetch_lines(c, lo[k], floordiv(ts[k], c.res_ms))
         # A second stage: halfway, the head line has arrived, and says
@@ -851,12 +856,12 @@ cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const u
         # visit. (Not sooner: the locked instructions of the update below
         # wait for this load.)
         if ahead and i + ahead // 2 < n:
-            j = sel[i + ahead // 2] if sel != NULL else i + ahead // 2
+            j = visited(sel, i + ahead // 2)
             if todo == NULL or todo[j] & RUN_COUNT:
                 e = prefetch_probe(c, hi[j], lo[j], floordiv(ts[j], c.res_ms))
                 if e != NULL and out != NULL and todo != NULL and todo[j] & RUN_READ:
                     prefetch_used(c, e)
-        k = sel[i] if sel != NULL else i
+        k = visited(sel, i)
         f = RUN_COUNT if todo == NULL else todo[k]
         e = NULL
         if f & RUN_FUTURE:

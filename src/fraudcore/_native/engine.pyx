@@ -28,7 +28,6 @@ from fraudcore._native.counters cimport (
     fc_combine, hash_str, hash_str2, hash_int, hash_bool, hash_float, part_hash,
 )
 
-
 cdef extern from "Python.h":
     object PyLong_FromUnsignedLongLong(unsigned long long)
     PyObject** PySequence_Fast_ITEMS(object)
