@@ -33,6 +33,8 @@ SPECS = [
     ("count_odd", "count", 7_000, 3_000),  # a window that is not a whole number of buckets
     ("sum_fine", "sum", 1_000, 17),
     ("max_long", "max", 10_000, 125),      # a ring of 81 buckets: no occupancy bits
+    ("count_ring", "count", 60_000, 1_000),  # grouped rings: 61 buckets (groups wholly inside a window)...
+    ("count_short", "count", 20_000, 1_000),  # ...and 21 (a read spans two or three groups)
 ]
 
 
@@ -153,6 +155,42 @@ def test_matches_exact_twin(events, compound, late):
             check_bounds(agg, s.read_key(name, key, newest + late), inner, outer)
 
 
+@given(events=st.lists(st.tuples(st.integers(0, 200_000), st.integers(0, 2)), max_size=150),
+       back=st.integers(0, 2_999))
+def test_grouped_rings_read_in_the_past(events, back):
+    """A read up to three buckets before a key's newest event (a late
+    event's decision) still has every bucket of its window, in a grouped
+    ring of 64 slots: it is within the bounds, whichever groups it takes
+    from the coarse buckets and whichever from the fine ones. Further back
+    it has at least the buckets the ring still holds."""
+    specs = [sp for sp in SPECS if sp[0] in ("count_ring", "count_short")]
+    s = CounterStore(specs, capacity=8, max_future_ms=None)
+    twin = NaiveCounters(specs)
+    newest = {}
+    for off, k in events:      # over 200 buckets: the ring laps
+        ts = T0 + off
+        for name, _, _, _ in specs:
+            if s.update_key(name, k, ts):
+                twin.update(name, k, ts)
+        newest[k] = max(newest.get(k, ts), ts)
+        at = newest[k] // 1_000 * 1_000 - back      # up to three whole buckets back
+        for name, _, _, _ in specs:
+            inner, outer = twin.bounds(name, k, at)
+            check_bounds("count", s.read_key(name, k, at), inner, outer)
+    # Further back, a read has at least the events whose buckets the ring
+    # still holds (no later bucket took their slot).
+    for k in newest:
+        for name, _, _, _ in specs:
+            held = {}
+            for ts, _, _ in twin.window(name, k, 0, newest[k] + 1):
+                b = ts // 1_000
+                held[b % 64] = max(held.get(b % 64, b), b)
+            for at in range(T0, newest[k] + 1, 2_500):
+                inner, outer = twin.bounds(name, k, at)
+                kept = [ts for ts, _, _ in inner if held[ts // 1_000 % 64] == ts // 1_000]
+                assert len(kept) <= s.read_key(name, k, at) <= len(outer)
+
+
 @given(events=st.lists(event, max_size=80))
 def test_skipped_events_are_outside_every_later_window(events):
     """Whatever the store skips as too old lies before (t - window) for every
@@ -195,23 +233,24 @@ def test_update_many_is_updates_one_by_one(events, lookahead):
                 assert a == b or (math.isnan(a) and math.isnan(b))
 
 
-@pytest.mark.parametrize("name", ["count", "sum", "max_long"])
+@pytest.mark.parametrize("name", ["count", "sum", "max_long", "count_short"])
 def test_a_key_back_after_a_window(name):
     """A key whose previous event is a window old reads its new event
     alone; an event that comes late, inside the new window, is read with
     it, and a read in the past still finds the old buckets the ring kept."""
     s = CounterStore(SPECS, capacity=8, max_future_ms=None)
+    agg = {n: a for n, a, _, _ in SPECS}[name]
     for off in (0, 1_500, 3_000):
         s.update_key(name, "u", T0 + off, 1.0)
     s.update_key(name, "u", T0 + 30_000, 2.0)            # 27 s later
-    assert s.read_key(name, "u", T0 + 30_000) == (1 if name == "count" else 2.0)
+    assert s.read_key(name, "u", T0 + 30_000) == (1 if agg == "count" else 2.0)
     s.update_key(name, "u", T0 + 24_000, 5.0)            # late, inside the window of 30 s
-    assert s.read_key(name, "u", T0 + 30_000) == {"count": 2, "sum": 7.0}.get(name, 5.0)
-    assert s.read_key(name, "u", T0 + 26_000) == {"count": 1, "sum": 5.0}.get(name, 5.0)
+    assert s.read_key(name, "u", T0 + 30_000) == {"count": 2, "sum": 7.0}.get(agg, 5.0)
+    assert s.read_key(name, "u", T0 + 26_000) == {"count": 1, "sum": 5.0}.get(agg, 5.0)
     s.update_key(name, "u", T0 + 31_000, 1.0)            # and on, in order
-    assert s.read_key(name, "u", T0 + 31_000) == {"count": 3, "sum": 8.0}.get(name, 5.0)
+    assert s.read_key(name, "u", T0 + 31_000) == {"count": 3, "sum": 8.0}.get(agg, 5.0)
     # The first three events are still in the ring for a read at their time.
-    assert s.read_key(name, "u", T0 + 3_000) == {"count": 3, "sum": 3.0}.get(name, 1.0)
+    assert s.read_key(name, "u", T0 + 3_000) == {"count": 3, "sum": 3.0}.get(agg, 1.0)
 
 
 def test_update_many_checks_its_arrays():
@@ -322,15 +361,18 @@ def test_eviction_when_full():
         assert s.read_key("m", f"k{k}", T0 + 1000) == float(k)
     held = sum(s.read_key("c", f"k{k}", T0 + 1000) > 0 for k in range(100))
     assert held <= 16
-    assert s.bytes_per_key("c") == 32 + 8 * 61 + 56      # padded to whole cache lines
-    assert s.bytes_per_key("m") == 32 + 16 * 61 + 16
+    assert s.bytes_per_key("c") == 64 + 8 * 64           # a grouped ring: head, coarse buckets, 64 slots
+    assert s.bytes_per_key("m") == 32 + 16 * 61 + 16      # padded to whole cache lines
 
 
 def test_bytes_per_key_documented():
     s = CounterStore(
-        [("c", "count", 3_600_000, 60_000), ("d", "distinct", 86_400_000, 1_440_000)], capacity=1 << 20, sketches=4
+        [("c", "count", 3_600_000, 60_000), ("d", "distinct", 86_400_000, 1_440_000),
+         ("c10", "count", 10_000, 1_000), ("c80", "count", 80_000, 1_000)], capacity=1 << 20, sketches=4
     )
-    assert s.bytes_per_key("c") == 576     # 32 + 8 * 61 = 520, padded to a multiple of 64
+    assert s.bytes_per_key("c") == 576     # 61 buckets: a grouped ring, 32 + 32 + 8 * 64
+    assert s.bytes_per_key("c10") == 128   # 11 buckets: 32 + 8 * 11 = 120, padded to a multiple of 64
+    assert s.bytes_per_key("c80") == 704   # 81 buckets: 32 + 8 * 81 = 680, padded
     assert s.bytes_per_key("d") == 320     # 32 + 16 * 16 = 288, padded
     assert s.sketch_bytes == 4096 * 24 * 4 + 8192  # stamps, then the estimate cache
     st_ = s.stats()["counters"]

@@ -87,7 +87,10 @@ cdef struct Counter:
     char* table
     uint64_t mask        # capacity - 1 (capacity is a power of two)
     uint64_t entry_size
-    uint32_t n_buckets   # ceil(window / resolution)
+    uint32_t n_buckets   # ceil(window / resolution) + 1: a read's buckets
+    uint32_t ring        # slots in the ring (n_buckets; 64 when grouped)
+    uint32_t ring_off    # where the ring starts in an entry (HEAD; 64 when grouped)
+    bint grouped         # a count ring with coarse buckets of GROUP (see counters.pyx)
     int32_t agg
     int64_t window_ms
     int64_t res_ms

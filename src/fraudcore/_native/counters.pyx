@@ -47,9 +47,25 @@ private memory. Pages are zero-filled by the kernel on first touch, so a
 table of millions of keys is created instantly and costs memory as it fills.
 
 Bytes per key, rounded up to a multiple of 64 so that entries start on a
-cache line (N buckets, 61 by default): 32 + 8 * N for count (576),
-32 + 16 * N for sum/min/max/avg (1024), 32 + 16 * 16 = 288 -> 320 for
-distinct (plus 401,408 bytes per sketch in the pool).
+cache line (N buckets, 61 by default): 576 for count with 17 to 64 buckets
+(a grouped ring, see below), else 32 + 8 * N; 32 + 16 * N for
+sum/min/max/avg (1024), 32 + 16 * 16 = 288 -> 320 for distinct (plus
+401,408 bytes per sketch in the pool).
+
+Grouped count rings
+-------------------
+A count of 17 to 64 buckets (the default 61 among them) keeps its buckets in
+a ring of 64 slots, in four groups of GROUP = 16, and beside the head four
+coarse buckets, each counting one whole group's events: coarse bucket
+``b >> 4`` (slot ``(b >> 4) & 3``), stamped like a bucket. A read takes the
+groups wholly inside its window from the coarse buckets, and visits fine
+buckets only in the group of ``bt`` and the group of its oldest bucket
+(which, 64 slots being four groups, share slots when four groups apart):
+two or four lines of a hot key's ring instead of eight, and the coarse
+buckets are in the head's line, which the read loads anyway. Each event is
+added to its bucket, then to its coarse bucket (two CASes; a process killed
+between them leaves that one event out of the reads that take its group
+whole).
 
 Concurrency: lock-free; see atomics.h and the comments on each step below.
 """
@@ -119,7 +135,8 @@ cdef extern from *:
 #   56 u32 sketches in pool   64.. N_STATS u64 statistics (atomic adds)
 # Then the rules area (RULES_AREA bytes, see publish_rules).
 # Entry: EntryHead (32 bytes) then N Buckets (8 bytes for count, else 16) or 16 Items (16 bytes),
-# padded to a multiple of 64 bytes (entries start on a cache line).
+# padded to a multiple of 64 bytes (entries start on a cache line). A grouped
+# count ring: EntryHead, 4 coarse count buckets (32 bytes), 64 buckets.
 # Sketch: HLL_M registers x HLL_R u32 stamps (the newest bucket stamp at which
 # an item of that register and rank was seen), then a SketchCache.
 
@@ -128,6 +145,7 @@ cdef enum:
     HEADER_FIXED = 128
     DESC_SIZE = 192
     HEAD = 32
+    GROUP = 16             # a grouped count ring's buckets per coarse bucket (4 groups in 64 slots)
     PROBE = 16             # slots examined per key: the eviction neighbourhood
     K_ITEMS = 16           # exact distinct items per key
     HLL_P = 12
@@ -157,7 +175,7 @@ cdef struct SketchCache:
     uint8_t eff[4096]         # per register: its largest rank visible at bucket
 
 MAGIC = b"FCSTORE1"
-LAYOUT_VERSION = 5
+LAYOUT_VERSION = 6
 # The rules area at the end of the region: the rules file every process of
 # the region decides with. [u64 seq][u64 path length][u64 text length][path]
 # [text]; seq is a seqlock (odd while a publisher writes), so a reader copies
@@ -514,25 +532,19 @@ cdef inline bint bucket_cas(int32_t agg, char* bk, fc_pair expected, fc_pair des
     return fc_cas128(bk, expected, desired, seen)
 
 
-cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogil:
-    """Add one event to bucket b's slot with one CAS (8 bytes for count,
-    16 for the others). Returns 1 when the slot already holds a newer lap
-    (the event is too old), else 0.
+cdef int slot_add(int32_t agg, char* bk, uint32_t s, double v) noexcept nogil:
+    """Add one event stamped s to the bucket at bk with one CAS (8 bytes for
+    count, 16 for the others). Returns 1 when it already holds a newer lap
+    (the event is too old for it), else 0.
 
     The loop's guess may be torn; then the CAS fails and returns the true
     value, so each retry means another writer succeeded: lock-free, and no
     concurrent update is lost."""
-    cdef uint64_t slot = ring_slot(b, c.n_buckets)
-    cdef char* bk = <char*>e + HEAD + bucket_bytes(c.agg) * slot
-    cdef uint32_t s = <uint32_t><uint64_t>b
     cdef fc_pair cur
     cdef fc_pair nxt
     cdef uint32_t cs, cc
     cdef double aux
-    cdef uint64_t bit = (<uint64_t>1) << (slot & 63)
-    if c.n_buckets <= 64 and not (fc_load64(&e.sketch) & bit):
-        fc_or64(&e.sketch, bit)         # before the CAS: see fc_or64
-    if c.agg == AGG_COUNT:
+    if agg == AGG_COUNT:
         v = 0.0
         cur.a = fc_peek64(bk)
         cur.b = 0
@@ -544,7 +556,7 @@ cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogi
         if cc != 0 and cs == s:
             if cc != <uint32_t>0xFFFFFFFFU:
                 cc += 1
-            aux = combine(c.agg, fc_bits_to_double(cur.b), v)
+            aux = combine(agg, fc_bits_to_double(cur.b), v)
         elif cc == 0 or <int32_t>(cs - s) < 0:
             cs = s            # empty, or an older lap of the ring: start this bucket
             cc = 1
@@ -553,8 +565,42 @@ cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogi
             return 1
         nxt.a = <uint64_t>cs | (<uint64_t>cc << 32)
         nxt.b = fc_double_to_bits(aux)
-        if bucket_cas(c.agg, bk, cur, nxt, &cur):
+        if bucket_cas(agg, bk, cur, nxt, &cur):
             return 0
+
+
+cdef inline bint is_grouped(int32_t agg, uint32_t n) noexcept nogil:
+    """Whether a counter keeps a grouped ring: a count of more than one group
+    and at most 64 buckets."""
+    return agg == AGG_COUNT and GROUP < n <= 64
+
+
+cdef inline uint64_t slot_of(Counter* c, int64_t b) noexcept nogil:
+    """Bucket number b's slot in the ring."""
+    return (<uint64_t>b) & 63 if c.grouped else ring_slot(b, c.ring)
+
+
+cdef inline char* coarse_at(EntryHead* e, int64_t g) noexcept nogil:
+    """Group number g's coarse bucket (a grouped ring)."""
+    return <char*>e + HEAD + 8 * ((<uint64_t>g) & 3)
+
+
+cdef int bucket_add(Counter* c, EntryHead* e, int64_t b, double v) noexcept nogil:
+    """Add one event to bucket b's slot (and, in a grouped ring, to its
+    group's coarse bucket). Returns 1 when the slot already holds a newer
+    lap (the event is too old), else 0."""
+    cdef uint64_t slot = slot_of(c, b)
+    cdef uint64_t bit = (<uint64_t>1) << (slot & 63)
+    if c.n_buckets <= 64 and not (fc_load64(&e.sketch) & bit):
+        fc_or64(&e.sketch, bit)         # before the CAS: see fc_or64
+    if slot_add(c.agg, <char*>e + c.ring_off + bucket_bytes(c.agg) * slot, <uint32_t><uint64_t>b, v):
+        return 1
+    if c.grouped:
+        # A newer lap in the coarse bucket (a group four or more later has
+        # begun) is no loss: from then on every read's window holds at most
+        # the end of b's group, which reads take from the fine buckets.
+        slot_add(AGG_COUNT, coarse_at(e, b >> 4), <uint32_t><uint64_t>(b >> 4), 0.0)
+    return 0
 
 
 cdef inline void sketch_add(Counter* c, uint32_t sk, uint64_t h, uint32_t s) noexcept nogil:
@@ -718,7 +764,7 @@ cdef inline size_t update_line(Counter* c, int64_t b) noexcept nogil:
     a dozen counters per event, more prefetches than the core has line fill
     buffers measured slower)."""
     if c.agg != AGG_DISTINCT:
-        return HEAD + bucket_bytes(c.agg) * ring_slot(b, c.n_buckets)
+        return c.ring_off + bucket_bytes(c.agg) * slot_of(c, b)
     return 64
 
 
@@ -746,16 +792,30 @@ cdef inline EntryHead* prefetch_probe(Counter* c, uint64_t hi, uint64_t lo, int6
     return NULL
 
 
-cdef inline void prefetch_used(Counter* c, EntryHead* e) noexcept nogil:
-    """Start loading every bucket line a read of this entry will visit (a
-    ring of at most 64 buckets knows which it ever used): called between a
-    key's update and its read, so a read's older buckets arrive together
-    instead of one miss after another."""
+cdef inline uint64_t group_bits(int64_t g) noexcept nogil:
+    """The slots of group number g in a grouped ring, as occupancy bits."""
+    return (<uint64_t>0xFFFF) << (16 * ((<uint64_t>g) & 3))
+
+
+cdef inline uint64_t fine_bits(Counter* c, int64_t bt) noexcept nogil:
+    """The slots whose buckets a read at bucket bt visits: in a grouped ring
+    those of bt's group and of its oldest bucket's (the groups between come
+    from their coarse buckets); else every slot."""
+    if not c.grouped:
+        return ~(<uint64_t>0)
+    return group_bits(bt >> 4) | group_bits((bt - c.n_buckets + 1) >> 4)
+
+
+cdef inline void prefetch_used(Counter* c, EntryHead* e, int64_t bt) noexcept nogil:
+    """Start loading every bucket line a read of this entry at bucket bt
+    will visit (a ring of at most 64 buckets knows which it ever used):
+    called between a key's update and its read, so a read's older buckets
+    arrive together instead of one miss after another."""
     cdef uint64_t used, line, last = 0
-    cdef char* base = <char*>e + HEAD
+    cdef char* base = <char*>e + c.ring_off
     if c.agg == AGG_DISTINCT or c.n_buckets > 64:
         return
-    used = fc_load64(&e.sketch)
+    used = fc_load64(&e.sketch) & fine_bits(c, bt)
     while used:
         line = (<uint64_t>(base + bucket_bytes(c.agg) * <uint64_t>fc_ctz64(used))) >> 6
         if line != last:
@@ -860,7 +920,7 @@ cdef Py_ssize_t update_run(Counter* c, int64_t* hwm, int64_t max_future, const u
             if todo == NULL or todo[j] & RUN_COUNT:
                 e = prefetch_probe(c, hi[j], lo[j], floordiv(ts[j], c.res_ms))
                 if e != NULL and out != NULL and todo != NULL and todo[j] & RUN_READ:
-                    prefetch_used(c, e)
+                    prefetch_used(c, e, floordiv(ts[j], c.res_ms))
         k = visited(sel, i)
         f = RUN_COUNT if todo == NULL else todo[k]
         e = NULL
@@ -1002,7 +1062,7 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
     cdef int32_t agg = c.agg
     cdef bint seen = False
     cdef uint64_t used
-    cdef int64_t lm
+    cdef int64_t lm, g
     cdef uint64_t mixed = fc_fmix64(item)     # as distinct_add stores it
     if mixed == 0:
         mixed = <uint64_t>0x9E3779B97F4A7C15ULL
@@ -1046,12 +1106,26 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
     else:
         acc = 0.0 if agg == AGG_SUM or agg == AGG_AVG else NAN
         if e != NULL:
-            bk = <char*>e + HEAD
+            bk = <char*>e + c.ring_off
             # Small rings visit only the slots they ever used: a key with a
             # few events costs a few cache lines, not the whole ring.
-            used = fc_load64(&e.sketch) if n <= 64 else 0
+            used = fc_load64(&e.sketch) & fine_bits(c, bt) if n <= 64 else 0
+            if c.grouped:
+                # The groups strictly inside the window, whole, from their
+                # coarse buckets (a read in the past whose group's coarse
+                # bucket has moved on takes that group's fine buckets).
+                g = ((bt - n + 1) >> 4) + 1
+                while g < (bt >> 4):
+                    p.a = fc_load64(coarse_at(e, g))
+                    cc = <uint32_t>(p.a >> 32)
+                    cs = <uint32_t>p.a
+                    if cc != 0 and cs == <uint32_t><uint64_t>g:
+                        count += cc
+                    elif cc != 0 and <int32_t>(cs - <uint32_t><uint64_t>g) > 0:
+                        used |= fc_load64(&e.sketch) & group_bits(g)
+                    g += 1
             i = 0
-            while i < n:
+            while i < c.ring:
                 if n <= 64:
                     if used == 0:
                         break
@@ -1194,6 +1268,8 @@ cdef class CounterStore:
             # Whole cache lines: a head never straddles two (measured:
             # decide mean 3.71 -> 3.50 us, p99 8.78 -> 7.62 us at 300k users).
             esize = align_up(HEAD + (16 * K_ITEMS if a == AGG_DISTINCT else bucket_bytes(a) * nb), 64)
+            if is_grouped(a, nb):
+                esize = 64 + 8 * 64
             table = off
             off = align_up(off + cap * esize, PAGE)
             pool = off
@@ -1230,6 +1306,9 @@ cdef class CounterStore:
             self.counters[i].mask = cap - 1
             self.counters[i].entry_size = esize
             self.counters[i].n_buckets = nb
+            self.counters[i].grouped = is_grouped(a, nb)
+            self.counters[i].ring = 64 if self.counters[i].grouped else nb
+            self.counters[i].ring_off = 64 if self.counters[i].grouped else HEAD
             self.counters[i].agg = a
             self.counters[i].window_ms = w
             self.counters[i].res_ms = r
@@ -1430,7 +1509,7 @@ cdef class CounterStore:
         if entry != NULL:
             entry[0] = <void*>e
             if e != NULL:
-                prefetch_used(c, e)
+                prefetch_used(c, e, floordiv(ts_ms, c.res_ms))
         return rc
 
     cdef double read(self, int counter, uint64_t hi, uint64_t lo, int64_t at_ms, void* entry=NULL) except? -1.0:
