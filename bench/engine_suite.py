@@ -56,7 +56,7 @@ import msgspec  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fraudcore import Engine  # noqa: E402
-from fraudcore._native.counters import CounterStore, bench_chase  # noqa: E402
+from fraudcore._native.counters import CounterStore, bench_chase, bench_lines  # noqa: E402
 from fraudcore.rules.load import load_rules  # noqa: E402
 from fraudcore.synth import TYPES, ExchangeStream  # noqa: E402
 
@@ -244,6 +244,11 @@ def bench_counters(cfg: dict[str, Any], log: Callable[[str], None]) -> dict[str,
     chase_bytes = max(st_["capacity"] * st_["bytes_per_key"] for st_ in store.stats()["counters"].values())
     order = rng.permutation(chase_bytes // 64).astype(np.uint32)
     cases["memory.chase"] = lambda: bench_chase(order, ops // 2)
+    # And how fast lines come when none waits for another: a batch's floor
+    # per line it needs, in huge pages (the store) and in 4 KiB pages (the
+    # Python heap, where an event's field objects lie).
+    cases["memory.lines"] = lambda: bench_lines(order, ops // 2, BATCH_LOOKAHEAD, True)[0]
+    cases["memory.lines_4k"] = lambda: bench_lines(order, ops // 2, BATCH_LOOKAHEAD, False)[0]
     for fn in cases.values():          # warm-up
         fn()
     times: dict[str, list[float]] = {k: [] for k in cases}
@@ -616,7 +621,11 @@ def markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
     out += [f"", f"Python loop floor (loop + one builtin call with two args): {ns['python_call_floor']['median']:.0f} ns.",
             f"Memory latency: one load whose address the previous load gave, over {c['chase_bytes'] / 2**30:.1f} GiB "
             f"(as much as the largest table above), in huge pages: {ns['memory.chase']['median']:.0f} ns. "
-            f"An update made one after another waits for about one such miss.", ""]
+            f"An update made one after another waits for about one such miss.",
+            f"Memory throughput: loads of random lines over the same bytes, none waiting for another "
+            f"({BATCH_LOOKAHEAD} ahead prefetched): {ns['memory.lines']['median']:.1f} ns a line in huge pages, "
+            f"{ns['memory.lines_4k']['median']:.1f} ns in 4 KiB pages (the Python heap's, where an event's field "
+            f"objects lie): what a batch pays per line it needs from memory.", ""]
     out += [
         f"## decide with state ({cfg['rules']}: 26 rules, 12 counters)",
         "",

@@ -548,7 +548,7 @@ def test_large_table_creates_instantly(tmp_path):
 
 
 def test_bench_helpers_do_the_work_they_time():
-    from fraudcore._native.counters import bench_chase
+    from fraudcore._native.counters import bench_chase, bench_lines
 
     s = CounterStore([("c", "count", 3_600_000, 60_000)], capacity=4096)
     assert s.bench_update(0, 3000, 1000, T0, 8) > 0
@@ -557,3 +557,9 @@ def test_bench_helpers_do_the_work_they_time():
     assert bench_chase(np.random.default_rng(0).permutation(1 << 12).astype(np.uint32), 10_000) > 0
     with pytest.raises(ValueError, match="at least 2 lines"):
         bench_chase(np.zeros(1, dtype=np.uint32), 10)
+    order = np.random.default_rng(1).integers(0, 1 << 12, 1 << 12).astype(np.uint32)
+    for huge in (True, False):
+        ns, total = bench_lines(order, 3000, 8, huge)
+        assert ns > 0 and total == int(order[:3000].astype(np.uint64).sum())   # loaded the lines named
+    with pytest.raises(ValueError, match="1 <= steps <= lines"):
+        bench_lines(order, len(order) + 1, 8)

@@ -117,6 +117,7 @@ cdef extern from *:
     int sched_yield() nogil
     int MADV_POPULATE_WRITE
     int MADV_HUGEPAGE
+    int MADV_NOHUGEPAGE
 
 # ---------------------------------------------------------------- layout ----
 # Region: [header][table 0][sketch pool 0]...[table k]..., each part starting
@@ -1750,6 +1751,17 @@ cdef class CounterStore:
         return (t1 - t0) / <double>n
 
 
+cdef char* bench_map(str who, size_t size, bint huge) except NULL:
+    """Private memory for a memory benchmark, in huge pages where allowed or
+    (huge False) in 4 KiB pages, as the Python heap's objects are."""
+    cdef char* m = <char*>mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                               -1, 0)
+    if m == <char*>MAP_FAILED:
+        raise MemoryError(f"{who}: cannot map {size:,} bytes")
+    madvise(m, size, MADV_HUGEPAGE if huge else MADV_NOHUGEPAGE)
+    return m
+
+
 def bench_chase(const uint32_t[::1] order, Py_ssize_t steps):
     """Time ``steps`` dependent loads, each from the cache line the previous
     one named, over len(order) lines (64 bytes each) of private memory in
@@ -1763,11 +1775,8 @@ def bench_chase(const uint32_t[::1] order, Py_ssize_t steps):
     cdef int64_t t0, t1
     if n < 2 or steps < 1:
         raise ValueError("bench_chase needs at least 2 lines and 1 step")
-    m = <char*>mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-    if m == <char*>MAP_FAILED:
-        raise MemoryError(f"bench_chase: cannot map {size:,} bytes")
+    m = bench_map("bench_chase", size, True)
     try:
-        madvise(m, size, MADV_HUGEPAGE)
         with nogil:
             for k in range(n):
                 (<uint64_t*>(m + <size_t>order[k] * 64))[0] = <uint64_t>order[(k + 1) % n] * 64
@@ -1779,6 +1788,37 @@ def bench_chase(const uint32_t[::1] order, Py_ssize_t steps):
     finally:
         munmap(m, size)
     return (t1 - t0) / <double>steps
+
+
+def bench_lines(const uint32_t[::1] order, Py_ssize_t steps, Py_ssize_t ahead, bint huge=True):
+    """Time ``steps`` loads of the cache lines order[0], order[1], ... of
+    len(order) lines of private memory, none waiting for another, with the
+    line ``ahead`` loads on prefetched: ns per line, as many lines as the
+    core can fetch at once allow at that footprint, in huge pages or (huge
+    False) in 4 KiB ones. A batch's floor, where an update made one after
+    another pays bench_chase's latency. Returns (ns per line, the sum of
+    the words loaded: each line holds its own number)."""
+    cdef Py_ssize_t n = order.shape[0], k
+    cdef size_t size = <size_t>n * 64
+    cdef char* m
+    cdef uint64_t total = 0
+    cdef int64_t t0, t1
+    if n < 2 or not 1 <= steps <= n or ahead < 0:
+        raise ValueError("bench_lines needs at least 2 lines, 1 <= steps <= lines and ahead >= 0")
+    m = bench_map("bench_lines", size, huge)
+    try:
+        with nogil:
+            for k in range(n):
+                (<uint64_t*>(m + <size_t>k * 64))[0] = <uint64_t>k
+            t0 = now_ns()
+            for k in range(steps):
+                if k + ahead < steps:
+                    fc_prefetch(m + <size_t>order[k + ahead] * 64)
+                total += fc_load64(m + <size_t>order[k] * 64)
+            t1 = now_ns()
+    finally:
+        munmap(m, size)
+    return (t1 - t0) / <double>steps, total
 
 
 def _check_cap(c):
