@@ -528,10 +528,32 @@ decision:
 """
 
 
+# Rules that read such counters only on events of another type: a row
+# remembers only the keys its own decision may read (the rules that run for
+# its type), and must remember those.
+READS_BY_TYPE = """
+version: by-type
+time: ts
+fields: {type: string, user_id: string, amount: double, ts: int}
+counters:
+  wd:      {agg: count, by: user_id, window: 1h, where: 'type == "withdrawal"'}
+  dep_max: {agg: max, of: amount, by: user_id, window: 1h, where: 'type == "deposit"'}
+  logins:  {agg: count, by: user_id, window: 1h, where: 'type == "login"'}
+rules:
+  - {id: drain, when: 'type == "withdrawal" && dep_max > 100.0', score: 1}
+  - {id: deposit_after_withdrawal, when: 'type == "deposit" && wd >= 1', score: 2}
+  - {id: trade_after_logins, when: 'type == "trade" && logins >= 2', score: 4}
+  - {id: large, when: 'amount > 5000.0', score: 8}
+decision:
+  actions: [allow, review, block]
+"""
+RULE_SETS = {"uncounted": READS_UNCOUNTED, "by_type": READS_BY_TYPE}
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 1 << 16), users=st.integers(1, 12), n=st.integers(1, 420),
        edits=st.lists(st.tuples(st.integers(0, 419), st.sampled_from(sorted(EDITS))), max_size=30),
-       mode=st.sampled_from(["decide", "ingest"]), rules=st.sampled_from(["example", "uncounted"]))
+       mode=st.sampled_from(["decide", "ingest"]), rules=st.sampled_from(["example", "uncounted", "by_type"]))
 def test_decide_many_columns_in_blocks_equal_one_by_one(seed, users, n, edits, mode, rules):
     """decide_many on columns counts a block of rows counter by counter; with
     few users most keys repeat within a block, rows read keys that later rows
@@ -546,7 +568,7 @@ def test_decide_many_columns_in_blocks_equal_one_by_one(seed, users, n, edits, m
             EDITS[kind](cols, i, now)
     rows = [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in cols.items()} for i in range(n)]
     a, b = ((Engine.from_file(EXAMPLE, capacity=4096) if rules == "example"
-             else Engine.from_text(READS_UNCOUNTED, capacity=4096)) for _ in range(2))
+             else Engine.from_text(RULE_SETS[rules], capacity=4096)) for _ in range(2))
     one = [getattr(a, mode)(e) for e in rows]
     many = b._engine.decide_columns(dict(cols), {"decide": 0, "ingest": 2}[mode])
     if mode == "decide":

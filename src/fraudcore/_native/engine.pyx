@@ -207,6 +207,8 @@ cdef class NativeEngine:
     cdef int32_t* reads_at         # decision rule r reads counters reads[reads_at[r]:reads_at[r + 1]]
     cdef int32_t* reads
     cdef bint any_counter_reads
+    cdef uint64_t* may_read        # per dispatch_id() + 1: the counters its rules read (n_cw words)
+    cdef Py_ssize_t n_cw
     cdef uint64_t* feat_seen       # per counter: feat_gen when already among a decision's features
     cdef uint64_t feat_gen
     cdef Feature* feat             # scratch: one decision's features
@@ -273,6 +275,7 @@ cdef class NativeEngine:
                 self.reads[j] = c
                 j += 1
             self.reads_at[i + 1] = <int32_t>j
+        self.build_may_read()
         self.plans = <Plan*>calloc(max(self.n_plans, 1), sizeof(Plan))
         self.keys = <uint64_t*>calloc(2 * max(self.n_plans, 1), sizeof(uint64_t))
         self.valid = <bint*>calloc(max(self.n_plans, 1), sizeof(bint))
@@ -300,7 +303,28 @@ cdef class NativeEngine:
             for j, s in enumerate(by):
                 self.plans[i].by[j] = s
 
+    cdef int build_may_read(self) except -1:
+        """Per case of rules.dispatch_id(), the counters the decision rules
+        that run in it read: the counters a row's decision may read."""
+        cdef NativeRuleSet rs = self.rules
+        cdef Py_ssize_t r, j, g, c, n_cases = rs.n_groups + 2
+        cdef bint runs
+        self.n_cw = max((self.n_plans + 63) >> 6, 1)
+        self.may_read = <uint64_t*>calloc(n_cases * self.n_cw, sizeof(uint64_t))
+        if self.may_read == NULL:
+            raise MemoryError()
+        for r in range(self.n_rules):
+            for g in range(-1, rs.n_groups + 1):
+                runs = (g < 0 or (rs.always[r >> 6] >> (r & 63)) & 1
+                        or (g < rs.n_groups and rs.groups[g] != NULL and (rs.groups[g][r >> 6] >> (r & 63)) & 1))
+                if runs:
+                    for j in range(self.reads_at[r], self.reads_at[r + 1]):
+                        c = self.reads[j]
+                        self.may_read[(g + 1) * self.n_cw + (c >> 6)] |= (<uint64_t>1) << (c & 63)
+        return 0
+
     def __dealloc__(self):
+        free(self.may_read)
         free(self.plans)
         free(self.keys)
         free(self.valid)
@@ -574,8 +598,8 @@ cdef class NativeEngine:
         right after it, which is the value decide() would read; then each
         row is decided on those values. A counter a row does not count is
         read when a rule needs it, in the decision: so no later row of its
-        block may count that key (fill_block ends the block before one
-        would). The same counts, values and decisions as one row after
+        block may count that key if a rule that runs for the row reads it
+        (fill_block ends the block before one would). The same counts, values and decisions as one row after
         another; not for evaluate, which reads as if each row alone were
         counted."""
         cdef Block blk
@@ -612,6 +636,7 @@ cdef class NativeEngine:
         cdef Py_ssize_t b = 0, c, k
         cdef uint8_t f
         cdef bint counts, future
+        cdef uint64_t* reads
         memset(blk.lazy, 0, (blk.lazy_mask + 1) * sizeof(uint64_t))
         memset(blk.n_sel, 0, self.n_plans * sizeof(Py_ssize_t))
         while b < blk.rows and start + b < n:
@@ -625,6 +650,7 @@ cdef class NativeEngine:
                     if b and mode == MODE_DECIDE and lazy_has(blk, c, self.keys[2 * c + 1]):
                         return b    # this row comes first in the next block
             future = counts and not self.store.admit(self.ts)
+            reads = &self.may_read[(self.rules.dispatch_id() + 1) * self.n_cw]
             for c in range(self.n_plans):
                 k = c * blk.rows + b
                 f = 0
@@ -636,8 +662,8 @@ cdef class NativeEngine:
                             f |= RUN_READ
                         blk.sel[c * blk.rows + blk.n_sel[c]] = <int32_t>b
                         blk.n_sel[c] += 1
-                    elif mode == MODE_DECIDE:
-                        lazy_add(blk, c, self.keys[2 * c + 1])
+                    elif mode == MODE_DECIDE and (reads[c >> 6] >> (c & 63)) & 1:
+                        lazy_add(blk, c, self.keys[2 * c + 1])      # its decision may read it
                 blk.todo[k] = f
                 blk.hi[k] = self.keys[2 * c]
                 blk.lo[k] = self.keys[2 * c + 1]

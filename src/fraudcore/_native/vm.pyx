@@ -1157,22 +1157,12 @@ cdef class NativeRuleSet:
         engine's discrimination network does, so a trade never iterates
         over the withdrawal rules."""
         cdef Py_ssize_t i, r, w
-        cdef int32_t id_
-        cdef Val* gv
+        cdef int32_t id_ = self.dispatch_id()
         cdef uint64_t m, range_mask
-        cdef uint64_t* group = NULL
-        cdef bint every = True
+        cdef uint64_t* group = self.groups[id_] if 0 <= id_ < self.n_groups else NULL
+        cdef bint every = id_ < 0
         cdef int64_t score = 0
         cdef int32_t rank = 0
-        if self.dispatch_slot >= 0:
-            gv = &self.slots[self.dispatch_slot]
-            if gv.tag >= T_LAZY:
-                materialize(gv)
-            if gv.tag == T_STR:
-                every = False
-                id_ = intern_id(gv, self.intern)
-                if 0 <= id_ < self.n_groups:
-                    group = self.groups[id_]
         for w in range(lo >> 6, (hi + 63) >> 6):
             range_mask = ~(<uint64_t>0)
             if w == lo >> 6 and lo & 63:
@@ -1239,6 +1229,23 @@ cdef class NativeRuleSet:
         else:
             self.failed[r >> 6] |= (<uint64_t>1) << (r & 63)
         return 0
+
+    cdef int32_t dispatch_id(self) except? -3:
+        """Which rules run for the loaded event (see run_rules): -1 every
+        rule; an id below n_groups, the rules not guarded on the dispatch
+        field and those guarded on that value; n_groups, the rules not
+        guarded on it alone."""
+        cdef Val* gv
+        cdef int32_t id_
+        if self.dispatch_slot < 0:
+            return -1
+        gv = &self.slots[self.dispatch_slot]
+        if gv.tag >= T_LAZY:
+            materialize(gv)
+        if gv.tag != T_STR:
+            return -1
+        id_ = intern_id(gv, self.intern)
+        return id_ if 0 <= id_ < self.n_groups and self.groups[id_] != NULL else <int32_t>self.n_groups
 
     cdef int build_dispatch(self) except -1:
         """Choose the dispatch field (the one most string guards test) and
