@@ -599,9 +599,9 @@ cdef class NativeEngine:
         row is decided on those values. A counter a row does not count is
         read when a rule needs it, in the decision: so no later row of its
         block may count that key if a rule that runs for the row reads it
-        (fill_block ends the block before one would). The same counts, values and decisions as one row after
-        another; not for evaluate, which reads as if each row alone were
-        counted."""
+        (fill_block ends the block before one would). The same counts,
+        values and decisions as one row after another; not for evaluate,
+        which reads as if each row alone were counted."""
         cdef Block blk
         cdef Py_ssize_t i = 0, b, r, c, k
         cdef Plan* p
