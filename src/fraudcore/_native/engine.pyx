@@ -308,16 +308,13 @@ cdef class NativeEngine:
         that run in it read: the counters a row's decision may read."""
         cdef NativeRuleSet rs = self.rules
         cdef Py_ssize_t r, j, g, c, n_cases = rs.n_groups + 2
-        cdef bint runs
         self.n_cw = max((self.n_plans + 63) >> 6, 1)
         self.may_read = <uint64_t*>calloc(n_cases * self.n_cw, sizeof(uint64_t))
         if self.may_read == NULL:
             raise MemoryError()
         for r in range(self.n_rules):
             for g in range(-1, rs.n_groups + 1):
-                runs = (g < 0 or (rs.always[r >> 6] >> (r & 63)) & 1
-                        or (g < rs.n_groups and rs.groups[g] != NULL and (rs.groups[g][r >> 6] >> (r & 63)) & 1))
-                if runs:
+                if (rs.candidates(<int32_t>g, r >> 6) >> (r & 63)) & 1:
                     for j in range(self.reads_at[r], self.reads_at[r + 1]):
                         c = self.reads[j]
                         self.may_read[(g + 1) * self.n_cw + (c >> 6)] |= (<uint64_t>1) << (c & 63)

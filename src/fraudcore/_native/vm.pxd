@@ -143,6 +143,7 @@ cdef class NativeRuleSet:
     cdef uint64_t* always          # rules not guarded on the dispatch field
 
     cdef int32_t dispatch_id(self) except? -3
+    cdef uint64_t candidates(self, int32_t id_, Py_ssize_t w) noexcept
     cdef int run_rules(self, Py_ssize_t lo, Py_ssize_t hi, int64_t* score_out) except -1
     cdef int run_one(self, Py_ssize_t r, int64_t* score, int32_t* rank) except -1
     cdef int build_dispatch(self) except -1

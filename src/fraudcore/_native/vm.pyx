@@ -1159,8 +1159,6 @@ cdef class NativeRuleSet:
         cdef Py_ssize_t i, r, w
         cdef int32_t id_ = self.dispatch_id()
         cdef uint64_t m, range_mask
-        cdef uint64_t* group = self.groups[id_] if 0 <= id_ < self.n_groups else NULL
-        cdef bint every = id_ < 0
         cdef int64_t score = 0
         cdef int32_t rank = 0
         for w in range(lo >> 6, (hi + 63) >> 6):
@@ -1171,10 +1169,7 @@ cdef class NativeRuleSet:
                 range_mask &= ((<uint64_t>1) << (hi & 63)) - 1
             self.matched[w] &= ~range_mask
             self.failed[w] &= ~range_mask
-            if every:
-                m = range_mask
-            else:
-                m = (self.always[w] | (group[w] if group != NULL else 0)) & range_mask
+            m = self.candidates(id_, w) & range_mask
             while m:
                 r = (w << 6) + fc_ctz(m)
                 m &= m - 1
@@ -1246,6 +1241,12 @@ cdef class NativeRuleSet:
             return -1
         id_ = intern_id(gv, self.intern)
         return id_ if 0 <= id_ < self.n_groups and self.groups[id_] != NULL else <int32_t>self.n_groups
+
+    cdef inline uint64_t candidates(self, int32_t id_, Py_ssize_t w) noexcept:
+        """Word w of the mask of rules that run in dispatch case id_."""
+        if id_ < 0:
+            return ~(<uint64_t>0)
+        return self.always[w] | (self.groups[id_][w] if id_ < self.n_groups and self.groups[id_] != NULL else 0)
 
     cdef int build_dispatch(self) except -1:
         """Choose the dispatch field (the one most string guards test) and
