@@ -160,6 +160,34 @@ def test_features_are_the_values_at_decision_time_when_read_later(engine):
     assert kept[3].features is kept[3].features
 
 
+@pytest.mark.parametrize("container", ["errors", "features"])
+def test_a_decision_in_a_cycle_is_collected(engine, container):
+    """A decision is made outside the cyclic collector's view (it can hold
+    no cycle) and enters it once it hands out a mutable list or dict: a
+    cycle made through one is collected, not leaked."""
+    import gc
+    import weakref
+
+    class Witness:
+        pass
+
+    made = [engine.decide(ev(t=0))] + engine.decide_many([ev(t=SEC)])
+    assert not any(gc.is_tracked(d) for d in made)
+    refs = []
+    for d in made:
+        w = Witness()
+        refs.append(weakref.ref(w))
+        box = getattr(d, container)
+        assert gc.is_tracked(d)
+        if container == "errors":
+            box.append((d, w))
+        else:
+            box["cycle"] = (d, w)
+    del made, d, w, box
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+
+
 # -- evaluate (dry run) and ingest ------------------------------------------------------
 
 def test_evaluate_is_decide_without_writing(engine):

@@ -177,3 +177,4 @@ cdef class Decision:
     cdef Feature* feat              # when _features is None: the values to build it from (PyMem)
     cdef Py_ssize_t n_feat
     cdef tuple feat_names           # counter names, by Feature.counter
+    cdef void track(self) noexcept

@@ -46,6 +46,9 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object, int*) except? -1
     double PyFloat_AS_DOUBLE(object)
     object PyObject_CallOneArg(object, object)
+    void PyObject_GC_Track(object)
+    void PyObject_GC_UnTrack(object)
+    bint PyObject_GC_IsTracked(object)
 
 cdef extern from "dictpeek.h":
     PyObject* fc_dict_peek(PyObject* d, PyObject* name, Py_ssize_t hint) noexcept
@@ -1387,6 +1390,7 @@ cdef class Decision:
         """[(rule_id, message)] for the rules that failed to evaluate."""
         if self._errors is None:
             self._errors = []
+        self.track()
         return self._errors
 
     @property
@@ -1400,6 +1404,7 @@ cdef class Decision:
                 f = &self.feat[i]
                 out[self.feat_names[f.counter]] = f.v.i if f.is_int else f.v.d
             self._features = out
+            self.track()
             PyMem_Free(self.feat)
             self.feat = NULL
             self.n_feat = 0
@@ -1407,6 +1412,12 @@ cdef class Decision:
 
     def __dealloc__(self):
         PyMem_Free(self.feat)
+
+    cdef inline void track(self) noexcept:
+        # Handing out a mutable list or dict that could come to hold this
+        # decision lets it join a cycle: from now on the collector sees it.
+        if not PyObject_GC_IsTracked(self):
+            PyObject_GC_Track(self)
 
     def to_dict(self):
         """The decision as plain data (RuleMeta.as_dict), built here because a
@@ -1450,6 +1461,13 @@ cdef list select_bits(tuple items, object mask):
 
 cdef Decision new_decision(str action, int64_t score, object matched, object meta, str version):
     cdef Decision d = Decision.__new__(Decision)
+    # A new decision holds strs, ints, the rule set's meta and a C array: it
+    # cannot be part of a cycle until errors or features hand out a mutable
+    # container (then it is tracked again). Untracked, the hundred thousand
+    # decisions of a decide_many leave the collector's young generation
+    # empty: with the cyclic GC on, each collection it triggers had walked
+    # every decision made since the last, ~18% of decide_many's time.
+    PyObject_GC_UnTrack(d)
     d.action = action
     d.score = score
     d.matched = matched
