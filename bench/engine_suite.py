@@ -586,7 +586,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
     result = {
         "suite": "engine",
         "config": {**cfg, "quick": quick, "seed": SEED, "rules": str(EXAMPLE_RULES.relative_to(ROOT)),
-                   "gc": "disabled during every timed loop (gc.collect() before)",
+                   "gc": "disabled during every timed loop but decide_many's \"columns, GC on\" (gc.collect() before each)",
                    "timer": "time.perf_counter_ns around each decide call; C timers (CLOCK_MONOTONIC) for bench_update/read",
                    "order": "per repeat: decide, handwritten, call_floor on the same fresh slice; then decide "
                             "(timed) and handwritten (untimed) on the next slice, decoded from MessagePack frames",
