@@ -19,6 +19,7 @@ import time
 from fraudcore.engine import Engine
 
 from .config import ServerConfig
+from .hugepages import huge_page_hint
 from .worker import bind_socket, run_worker
 
 __all__ = ["serve"]
@@ -29,8 +30,15 @@ def _announce(config: ServerConfig, port: int, workers: int) -> None:
     print(f"fraudcore serve: listening on {config.host}:{port} ({workers} worker{'s' * (workers != 1)}, pid {os.getpid()})", flush=True)
 
 
+def _hint_pages(state: str | None) -> None:
+    hint = huge_page_hint(state) if state else None
+    if hint:
+        print(hint, file=sys.stderr, flush=True)
+
+
 def serve(config: ServerConfig) -> int:
     if config.workers == 1:
+        _hint_pages(config.state)
         return run_worker(config, follow=False, reuse_port=False, ready=lambda port: _announce(config, port, 1))
     return Supervisor(config).run()
 
@@ -76,6 +84,7 @@ class Supervisor:
             os.close(fd)
             os.unlink(self.temp_state)  # the store creates it
             config = config.replace(state=self.temp_state)
+        _hint_pages(config.state)
         # Create the region and publish the rules file as the rules of every worker.
         Engine.from_file(config.rules, state=config.state, capacity=config.capacity, sketches=config.sketches).close()
         # Hold the port (bound, not listening) so that port 0 resolves once

@@ -193,6 +193,7 @@ class Engine:
             out["counters"] = store["counters"]
             out["keys"] = sum(c["keys"] for c in store["counters"].values())
             out["memory_bytes"] = store["bytes"]
+            out["huge_page_bytes"] = store["huge_page_bytes"]
             out["evictions"] = sum(c["evictions"] for c in store["counters"].values())
             out["high_water_ms"] = store["high_water_ms"]
             out["state"] = store["path"]

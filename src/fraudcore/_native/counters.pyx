@@ -1185,6 +1185,33 @@ cdef size_t align_up(size_t x, size_t a):
     return (x + a - 1) & ~(a - 1)
 
 
+# The lines of /proc/PID/smaps that count a mapping's huge pages: THP in
+# private memory, in tmpfs / shared memory and in files; hugetlbfs pages.
+_HUGE_FIELDS = (b"AnonHugePages:", b"ShmemPmdMapped:", b"FilePmdMapped:", b"Shared_Hugetlb:", b"Private_Hugetlb:")
+
+
+def huge_page_bytes(size_t start, size_t end):
+    """How many bytes of [start, end) this process maps with huge pages
+    (2 MiB or more: a TLB entry for each instead of 512), from
+    /proc/self/smaps; None where there is no such file."""
+    cdef size_t lo, hi
+    try:
+        f = open("/proc/self/smaps", "rb")
+    except OSError:
+        return None
+    total = 0
+    inside = False
+    with f:
+        for line in f:
+            if line[:1] in b"0123456789abcdef":     # a mapping's first line: "lo-hi perms ..."
+                lo_s, _, hi_s = line.partition(b" ")[0].partition(b"-")
+                lo, hi = int(lo_s, 16), int(hi_s, 16)
+                inside = lo < end and hi > start
+            elif inside and line.startswith(_HUGE_FIELDS):
+                total += int(line.split()[1]) * 1024     # "Field:   N kB"
+    return total
+
+
 def _canonical(specs, capacities, sketches):
     return json.dumps({
         "counters": [
@@ -1709,6 +1736,7 @@ cdef class CounterStore:
         return {
             "counters": out,
             "bytes": self.size,
+            "huge_page_bytes": huge_page_bytes(<size_t>self.base, <size_t>self.base + self.size),
             "path": self._path,
             "high_water_ms": fc_load_i64(self.hwm),
         }
