@@ -1203,7 +1203,7 @@ def huge_page_bytes(size_t start, size_t end):
     inside = False
     with f:
         for line in f:
-            if line[:1] in b"0123456789abcdef":     # a mapping's first line: "lo-hi perms ..."
+            if line[:1] and line[:1] in b"0123456789abcdef":     # a mapping's first line: "lo-hi perms ..."
                 lo_s, _, hi_s = line.partition(b" ")[0].partition(b"-")
                 lo, hi = int(lo_s, 16), int(hi_s, 16)
                 inside = lo < end and hi > start
