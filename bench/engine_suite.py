@@ -554,11 +554,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
     for r in range(many_r):
         log(f"engine: decide_many repeat {r + 1}/{many_r} ({many:,} events, {', '.join(MANY_KINDS)})")
         for kind, src in slices[r].items():
-            with GCOff(kind != "columns, GC on"):
-                a = time.perf_counter_ns()
-                engine.decide_many(src)
-                b = time.perf_counter_ns()
-            many_times[kind].append(many / (b - a) * 1e9)
+            many_times[kind].append(many_per_s(engine, src, many, gc_off=kind != "columns, GC on"))
     decide_many = {k: spread(v) for k, v in many_times.items()}
     in_cache = bench_many_in_cache(cfg, log, bad)
 
@@ -612,6 +608,15 @@ def run(quick: bool = False, log: Callable[[str], None] = print, out: Path | Non
     return result
 
 
+def many_per_s(engine: Engine, batch: Any, n: int, gc_off: bool = True) -> float:
+    """Events per second of one decide_many call over ``batch`` (n events)."""
+    with GCOff(gc_off):
+        a = time.perf_counter_ns()
+        engine.decide_many(batch)
+        b = time.perf_counter_ns()
+    return n / (b - a) * 1e9
+
+
 def bench_many_in_cache(cfg: dict[str, Any], log: Callable[[str], None], bad) -> dict[str, Any]:
     """decide_many on columns over a small population, whose state stays in
     the cache: what a row costs the core, beside the rate at a million
@@ -631,13 +636,8 @@ def bench_many_in_cache(cfg: dict[str, Any], log: Callable[[str], None], bad) ->
         off += 1_000
         eps = []
         for _ in range(reps):
-            src = column_slice(cols, off, off + many)
+            eps.append(many_per_s(engine, column_slice(cols, off, off + many), many))
             off += many
-            with GCOff():
-                a = time.perf_counter_ns()
-                engine.decide_many(src)
-                b = time.perf_counter_ns()
-            eps.append(many / (b - a) * 1e9)
         st = engine.stats()
     finally:
         engine.close()

@@ -14,6 +14,9 @@ import pytest
 from fraudcore import Engine
 from fraudcore.server.hugepages import huge_page_hint, mount_of
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from serverproc import ServerProc  # noqa: E402
+
 MOUNTS = """\
 /dev/vda1 / ext4 rw,relatime 0 0
 proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0
@@ -123,9 +126,6 @@ def test_a_state_on_a_huge_tmpfs_is_in_huge_pages_and_on_a_plain_one_is_not(tmpf
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_serve_tells_when_its_state_lies_on_a_tmpfs_without_huge_pages(tmpfs, workers):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from serverproc import ServerProc
-
     said = {}
     for point in (tmpfs("huge", "advise"), tmpfs("plain", "never")):
         with ServerProc("--state", str(point / "s.state"), "--workers", workers, "--capacity", "1024") as srv:

@@ -1076,7 +1076,7 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
     cdef uint32_t i
     cdef int32_t agg = c.agg
     cdef bint seen = False
-    cdef uint64_t used
+    cdef uint64_t used, occ
     cdef int64_t lm, g
     cdef uint64_t mixed = fc_fmix64(item)     # as distinct_add stores it
     if mixed == 0:
@@ -1124,7 +1124,8 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
             bk = <char*>e + c.ring_off
             # Small rings visit only the slots they ever used: a key with a
             # few events costs a few cache lines, not the whole ring.
-            used = fc_load64(&e.sketch) & fine_bits(c, bt) if n <= 64 else 0
+            occ = fc_load64(&e.sketch) if n <= 64 else 0
+            used = occ & fine_bits(c, bt)
             if c.grouped:
                 # The groups strictly inside the window, whole, from their
                 # coarse buckets (a read in the past whose group's coarse
@@ -1137,7 +1138,7 @@ cdef double read_counter_with(Counter* c, uint64_t hi, uint64_t lo, int64_t at,
                     if cc != 0 and cs == <uint32_t><uint64_t>g:
                         count += cc
                     elif cc != 0 and <int32_t>(cs - <uint32_t><uint64_t>g) > 0:
-                        used |= fc_load64(&e.sketch) & group_bits(g)
+                        used |= occ & group_bits(g)
                     g += 1
             i = 0
             while i < c.ring:
